@@ -1,0 +1,3 @@
+"""ftctl: Terraform for fine-tuning."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,5 @@
+"""``python -m ftctl`` runs the command line."""
+
+from ftctl.cli import main
+
+main()

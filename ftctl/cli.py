@@ -1,0 +1,118 @@
+"""The ftctl command line: parse, call the core, render, exit.
+
+Exit codes: 0 ok, 1 any error (usage errors too), 2 changes present (only
+with --detailed-exitcode). A user's mistake prints one ``ftctl: error:`` line,
+never a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from ftctl import __version__
+from ftctl.errors import FtctlError, Problem, UsageError
+from ftctl.ui import echo, escape
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "--version", prog_name="ftctl", message="%(prog)s %(version)s")
+@click.option(
+    "-C",
+    "directory",
+    metavar="DIR",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Run as if ftctl was started in DIR.",
+)
+def cli(directory: Path | None) -> None:
+    """Terraform for fine-tuning: lock, plan, apply and verify LLM fine-tunes."""
+    if directory is not None:
+        try:
+            os.chdir(directory)
+        except OSError as exc:
+            raise UsageError(f"-C {directory}: {exc.strerror or exc}") from None
+
+
+def _render_problem(problem: Problem) -> None:
+    line = problem.render()
+    if problem.location is not None:
+        head = str(problem.location)
+        rest = line[len(head) :]
+        echo(line, markup=f"[bold]{escape(head)}[/bold][red]{escape(rest)}[/red]")
+    else:
+        echo(line, markup=f"[red]{escape(line)}[/red]")
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+def validate(paths: tuple[Path, ...]) -> None:
+    """Check recipes (default: every recipe of the workspace) and report every problem."""
+    from ftctl.check import check_paths
+
+    report = check_paths(list(paths), Path.cwd())
+    for problem in report.problems:
+        _render_problem(problem)
+    if report.problems:
+        count = len(report.problems)
+        echo(
+            f"{count} problem{'s' if count != 1 else ''} in {report.failed_files} of "
+            f"{len(report.checked)} file{'s' if len(report.checked) != 1 else ''}",
+            stderr=True,
+        )
+        raise SystemExit(1)
+    if not report.checked:
+        raise UsageError("no recipes found", hint="add recipes/<name>.yaml or pass paths")
+    n = len(report.recipes)
+    echo(f"{n} recipe{'s' if n != 1 else ''} valid", markup=f"[green]{n} recipe{'s' if n != 1 else ''} valid[/green]")
+
+
+@cli.command()
+@click.argument("kind", type=click.Choice(["recipe", "workspace"]), default="recipe")
+def schema(kind: str) -> None:
+    """Print the JSON Schema of a recipe (or of ftctl.yaml), for editors."""
+    from ftctl.schema import json_schema
+
+    click.echo(json_schema(kind))
+
+
+@cli.command()
+@click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
+def init(directory: Path | None) -> None:
+    """Scaffold a workspace in DIRECTORY (default: here); existing files are kept."""
+    from ftctl.scaffold import scaffold
+
+    target = directory if directory is not None else Path.cwd()
+    for path, created in scaffold(target):
+        state = "created" if created else "kept   "
+        echo(f"{state} {path}", stderr=True)
+    echo(f"Initialized ftctl workspace in {target}. Next: ftctl validate", stderr=True)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        cli.main(prog_name="ftctl", standalone_mode=False)
+    except FtctlError as exc:
+        for problem in exc.problems:
+            echo(f"ftctl: error: {problem.render()}", stderr=True)
+        sys.exit(1)
+    except click.exceptions.Abort:
+        echo("ftctl: aborted", stderr=True)
+        sys.exit(1)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(1)
+    except KeyboardInterrupt:
+        echo("ftctl: interrupted", stderr=True)
+        sys.exit(130)
+    except BrokenPipeError:
+        # Output piped into `head`: stop quietly.
+        sys.stderr.close()
+        sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+"""The one error hierarchy of ftctl.
+
+Every error a user can cause is an :class:`FtctlError`: it carries a message,
+where it happened (``file:line:col`` and the key path) and a hint saying what
+to do. The CLI renders it as one line and exits 1; nothing else prints
+tracebacks for a user's mistake.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Location:
+    """A place in a file: 1-based line and column, either may be unknown."""
+
+    file: str
+    line: int | None = None
+    col: int | None = None
+
+    def __str__(self) -> str:
+        if self.line is None:
+            return self.file
+        if self.col is None:
+            return f"{self.file}:{self.line}"
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+def format_key_path(path: Sequence[str | int]) -> str:
+    """``("datasets", 0, "type")`` -> ``datasets[0].type``."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else part
+    return out
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with one input, rendered as one line."""
+
+    message: str
+    location: Location | None = None
+    key_path: tuple[str | int, ...] = ()
+    hint: str | None = None
+
+    def render(self) -> str:
+        parts = []
+        if self.location is not None:
+            parts.append(str(self.location))
+        if self.key_path:
+            parts.append(format_key_path(self.key_path))
+        text = self.message if not self.hint else f"{self.message}; {self.hint}"
+        parts.append(text)
+        return ": ".join(parts)
+
+
+class FtctlError(Exception):
+    """Base of every error caused by input, configuration or environment."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        location: Location | None = None,
+        key_path: Sequence[str | int] = (),
+        hint: str | None = None,
+    ) -> None:
+        self.problem = Problem(message, location, tuple(key_path), hint)
+        super().__init__(self.problem.render())
+
+    @property
+    def problems(self) -> list[Problem]:
+        return [self.problem]
+
+
+class ConfigError(FtctlError):
+    """A recipe, workspace file or other YAML input is malformed or invalid."""
+
+
+class UsageError(FtctlError):
+    """The command line asks for something that cannot be done."""
+
+
+@dataclass
+class ProblemList:
+    """Problems collected while checking several things, reported together."""
+
+    items: list[Problem] = field(default_factory=list)
+
+    def add(self, problem: Problem) -> None:
+        self.items.append(problem)
+
+    def extend(self, problems: Iterable[Problem]) -> None:
+        self.items.extend(problems)
+
+    def __bool__(self) -> bool:
+        return bool(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+class ValidationFailed(ConfigError):
+    """Several problems in one input; each renders as its own line."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        if not problems:
+            raise ValueError("ValidationFailed needs at least one problem")
+        self._problems = list(problems)
+        first = self._problems[0]
+        super().__init__(
+            first.message, location=first.location, key_path=first.key_path, hint=first.hint
+        )
+
+    @property
+    def problems(self) -> list[Problem]:
+        return list(self._problems)
+
+    def __str__(self) -> str:
+        return "\n".join(p.render() for p in self._problems)

@@ -1,0 +1,101 @@
+"""Load one recipe file: parse, validate every field, check the cross-field rules.
+
+Every problem becomes one :class:`~ftctl.errors.Problem` with ``file:line:col``;
+all problems of a file are raised together as :class:`ValidationFailed`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from ftctl.errors import Problem, ValidationFailed
+from ftctl.model_errors import describe_errors
+from ftctl.recipe.datasets import DATASET_TYPE_POINTERS
+from ftctl.recipe.model import Recipe, recipe_name_problem
+from ftctl.recipe.rules import check_rules
+from ftctl.recipe.unsupported import RENAMED_KEYS, UNSUPPORTED_KEYS
+from ftctl.yamlio import Document, display_path, load_yaml_file
+
+@dataclass(frozen=True)
+class LoadedRecipe:
+    """A valid recipe with its name and where it was read from."""
+
+    name: str
+    path: Path
+    shown: str
+    recipe: Recipe
+    document: Document
+
+
+def load_recipe(path: Path, shown: str | None = None) -> LoadedRecipe:
+    """Load and fully check the recipe at ``path``; raises ValidationFailed or ConfigError."""
+    shown = shown if shown is not None else display_path(path)
+    document = load_yaml_file(path, shown)
+    problems: list[Problem] = []
+    name_problem = recipe_name_problem(path.stem)
+    if name_problem:
+        problems.append(Problem(name_problem, document.location(()), hint="rename the file"))
+    recipe = validate_document(document, problems)
+    if problems or recipe is None:
+        raise ValidationFailed(problems)
+    return LoadedRecipe(path.stem, path, shown, recipe, document)
+
+
+def validate_document(document: Document, problems: list[Problem]) -> Recipe | None:
+    """Validate parsed data as a recipe, appending every problem found."""
+    data = document.data
+    if data is None:
+        problems.append(
+            Problem(
+                "the file is empty",
+                document.location(()),
+                hint="a recipe needs at least base_model, datasets and learning_rate",
+            )
+        )
+        return None
+    if not isinstance(data, dict):
+        problems.append(
+            Problem(
+                f"a recipe is a mapping of keys to values, not a {_yaml_kind(data)}",
+                document.location(()),
+                hint="write 'key: value' lines",
+            )
+        )
+        return None
+    try:
+        recipe = Recipe.model_validate(data)
+    except ValidationError as exc:
+        problems.extend(describe_errors(exc, document, Recipe, _recipe_key, DATASET_TYPE_POINTERS))
+        return None
+    for violation in check_rules(recipe):
+        problems.append(
+            Problem(
+                violation.message,
+                document.location(violation.path, key=True),
+                violation.path,
+                violation.hint,
+            )
+        )
+    return recipe
+
+
+def _yaml_kind(value: Any) -> str:
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, str):
+        return "string"
+    return "single value"
+
+
+def _recipe_key(key: str) -> tuple[str, str] | None:
+    """The message for a key Axolotl has but ftctl does not take, or None."""
+    if key in UNSUPPORTED_KEYS:
+        feature = UNSUPPORTED_KEYS[key]
+        return f"not supported by ftctl (Axolotl's {feature.feature})", feature.hint
+    if key in RENAMED_KEYS:
+        return "ftctl does not take this key", RENAMED_KEYS[key]
+    return None

@@ -1,0 +1,32 @@
+"""``ftctl init``: lay out a new workspace that validates as it is."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from importlib import resources
+from pathlib import Path
+
+from ftctl.atomic import write_atomic
+
+# (path in the workspace, template file in ftctl/templates)
+FILES = (
+    ("ftctl.yaml", "ftctl.yaml"),
+    ("recipes/example.yaml", "example.yaml"),
+    ("lockfiles/requirements.txt", "requirements.txt"),
+    ("manifests/.gitkeep", None),
+    ("keys/.gitkeep", None),
+    (".gitignore", "gitignore"),
+)
+
+
+def scaffold(root: Path) -> Iterator[tuple[Path, bool]]:
+    """Create each missing file of a new workspace; yields (path, created)."""
+    templates = resources.files("ftctl") / "templates"
+    for relative, template in FILES:
+        target = root / relative
+        if target.exists():
+            yield target, False
+            continue
+        text = (templates / template).read_text(encoding="utf-8") if template else ""
+        write_atomic(target, text)
+        yield target, True

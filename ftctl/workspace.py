@@ -1,0 +1,144 @@
+"""The workspace: a directory of recipes, locks and manifests, configured by ftctl.yaml.
+
+Discovery (documented in docs/workspace.md): starting at the working
+directory (or ``-C DIR``), the nearest ancestor holding ``ftctl.yaml`` is the
+root, searching no higher than the enclosing git repository. Without an
+``ftctl.yaml`` the starting directory is the root and every setting takes its
+default, so a directory with a ``recipes/`` folder is a workspace as it is.
+"""
+
+from __future__ import annotations
+
+import glob
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from ftctl.errors import Problem, ValidationFailed
+from ftctl.refs import check_hf_id
+from ftctl.model_errors import describe_errors
+from ftctl.patterns import ExecutorNameStr
+from ftctl.yamlio import load_yaml_file
+
+CONFIG_NAME = "ftctl.yaml"
+RECIPE_SUFFIXES = (".yaml", ".yml")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LocalExecutor(_Strict):
+    type: Literal["local"]
+
+
+class SSHExecutor(_Strict):
+    type: Literal["ssh"]
+    host: Annotated[str, Field(min_length=1)]
+    user: str | None = None
+    port: Annotated[int, Field(gt=0, lt=65536)] = 22
+    workdir: Annotated[str, Field(min_length=1)] = "~/.cache/ftctl/work"
+    identity_file: str | None = None
+    python: Annotated[str, Field(min_length=1)] = "python3"
+
+
+class SkyPilotExecutor(_Strict):
+    type: Literal["skypilot"]
+    accelerators: str | None = None
+    use_spot: bool = False
+    cloud: str | None = None
+    region: str | None = None
+    managed: bool = True
+
+
+ExecutorConfig = Annotated[
+    LocalExecutor | SSHExecutor | SkyPilotExecutor, Field(discriminator="type")
+]
+
+
+class WorkspaceConfig(_Strict):
+    """``ftctl.yaml``; every key is optional."""
+
+    recipes: Annotated[str, Field(min_length=1)] = Field(
+        "recipes", description="folder of recipes, or a glob such as 'teams/*/recipes/*.yaml'"
+    )
+    registry: str = Field("file://registry", description="file://PATH or hf://ORG")
+    pins: Annotated[str, Field(min_length=1)] = "lockfiles/requirements.txt"
+    trust: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=lambda: ["keys/*.pub"])
+    executors: dict[ExecutorNameStr, ExecutorConfig] = Field(default_factory=dict)
+
+    @field_validator("registry")
+    @classmethod
+    def _registry_form(cls, value: str) -> str:
+        if value.startswith("file://") and len(value) > len("file://"):
+            return value
+        if value.startswith("hf://") and check_hf_id(value[5:]) is None and "/" not in value[5:]:
+            return value
+        raise ValueError("must be file://PATH or hf://ORG")
+
+    @field_validator("executors")
+    @classmethod
+    def _local_is_local(cls, value: dict[str, ExecutorConfig]) -> dict[str, ExecutorConfig]:
+        local = value.get("local")
+        if local is not None and local.type != "local":
+            raise ValueError("the name 'local' is reserved for the local executor")
+        return value
+
+
+@dataclass(frozen=True)
+class Workspace:
+    root: Path
+    config: WorkspaceConfig
+    config_path: Path | None = None
+    config_valid: bool = True  # False when ftctl.yaml failed to load and defaults stand in
+
+    @property
+    def executor_names(self) -> set[str]:
+        return {"local", *self.config.executors}
+
+    def recipe_paths(self) -> list[Path]:
+        """Every recipe file of the workspace, sorted."""
+        pattern = self.config.recipes
+        if glob.has_magic(pattern):
+            found = [Path(p) for p in glob.glob(str(self.root / pattern), recursive=True)]
+        else:
+            folder = self.root / pattern
+            found = [p for p in folder.iterdir()] if folder.is_dir() else []
+        return sorted(p for p in found if p.suffix in RECIPE_SUFFIXES and p.is_file())
+
+
+def find_root(start: Path) -> Path | None:
+    """The nearest directory from ``start`` up holding ftctl.yaml, within the git repository."""
+    for directory in (start, *start.parents):
+        if (directory / CONFIG_NAME).is_file():
+            return directory
+        if (directory / ".git").exists():
+            return None
+    return None
+
+
+def discover(start: Path) -> Workspace:
+    """The workspace that ``start`` (a directory) belongs to."""
+    start = start.resolve()
+    root = find_root(start)
+    if root is None:
+        return Workspace(start, WorkspaceConfig())
+    config_path = root / CONFIG_NAME
+    return Workspace(root, load_config(config_path), config_path)
+
+
+def load_config(path: Path, shown: str | None = None) -> WorkspaceConfig:
+    """Load and validate ftctl.yaml; raises ValidationFailed with every problem."""
+    document = load_yaml_file(path, shown)
+    if document.data is None:
+        return WorkspaceConfig()
+    if not isinstance(document.data, dict):
+        raise ValidationFailed(
+            [Problem("ftctl.yaml must be a mapping of keys to values", document.location(()))]
+        )
+    try:
+        return WorkspaceConfig.model_validate(document.data)
+    except ValidationError as exc:
+        raise ValidationFailed(describe_errors(exc, document, WorkspaceConfig)) from None

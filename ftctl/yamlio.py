@@ -1,0 +1,278 @@
+"""Load YAML safely into plain data that remembers where every value came from.
+
+ftctl reads YAML at the node level (ruamel.yaml's composer) instead of
+constructing objects, for three reasons: every key and value keeps its
+``line:col`` for error messages; duplicate keys, non-string keys and custom
+tags become clear errors instead of silent overwrites or arbitrary objects;
+and alias/merge-key expansion is bounded, so an alias bomb is an error and
+not an out-of-memory kill.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from ftctl.errors import ConfigError, Location
+
+MAX_FILE_BYTES = 1024 * 1024
+MAX_NODES = 100_000
+MAX_DEPTH = 64
+
+_CORE = "tag:yaml.org,2002:"
+_SCALAR_TAGS = {f"{_CORE}{t}" for t in ("str", "int", "float", "bool", "null", "timestamp")}
+_MERGE_TAG = f"{_CORE}merge"
+
+Path_ = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Document:
+    """Plain data (dict/list/str/int/float/bool/None) plus the position of every part."""
+
+    data: Any
+    file: str
+    value_positions: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+    key_positions: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+
+    def location(self, path: Path_, *, key: bool = False) -> Location:
+        """Where ``path`` is written (its key when ``key``); else the nearest written ancestor."""
+        pos = self.key_positions.get(path) if key else None
+        end = len(path)
+        while pos is None and end >= 0:
+            pos = self.value_positions.get(path[:end])
+            end -= 1
+        line, col = pos if pos is not None else (1, 1)
+        return Location(self.file, line, col)
+
+
+def display_path(path: Path, root: Path | None = None) -> str:
+    """A path as the user should read it: relative to ``root`` (or cwd) when inside it."""
+    base = root if root is not None else Path.cwd()
+    try:
+        return os.path.relpath(path, base) if path.is_absolute() else str(path)
+    except ValueError:  # different drive on Windows
+        return str(path)
+
+
+def read_text(path: Path, shown: str) -> str:
+    """Read a YAML file as UTF-8 text, refusing oversized or undecodable files."""
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_FILE_BYTES + 1)
+    except FileNotFoundError:
+        raise ConfigError("file not found", location=Location(shown)) from None
+    except IsADirectoryError:
+        raise ConfigError("is a directory, expected a YAML file", location=Location(shown)) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read file ({exc.strerror})", location=Location(shown)) from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise ConfigError(
+            f"file is larger than {MAX_FILE_BYTES // 1024} KiB",
+            location=Location(shown),
+            hint="a recipe is a small config; keep data in datasets, not in YAML",
+        )
+    return decode_text(raw, shown)
+
+
+def decode_text(raw: bytes, shown: str) -> str:
+    """UTF-8 (an optional BOM is dropped); an invalid byte is reported by line and column."""
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        before = raw[: exc.start]
+        line = before.count(b"\n") + 1
+        col = exc.start - (before.rfind(b"\n") + 1) + 1
+        raise ConfigError(
+            f"not valid UTF-8 (byte 0x{raw[exc.start]:02x})",
+            location=Location(shown, line, col),
+            hint="save the file as UTF-8",
+        ) from None
+    if "\x00" in text:
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise ConfigError(
+            "contains a NUL character", location=Location(shown, line), hint="save it as UTF-8 text"
+        )
+    return text
+
+
+def load_yaml_file(path: Path, shown: str | None = None) -> Document:
+    """Read and parse one YAML file holding one document."""
+    shown = shown if shown is not None else display_path(path)
+    return parse_yaml(read_text(path, shown), shown)
+
+
+def parse_yaml(text: str, shown: str) -> Document:
+    """Parse YAML text holding exactly one document into a :class:`Document`."""
+    try:
+        nodes = list(YAML(typ="rt").compose_all(text))
+    except MarkedYAMLError as exc:
+        raise _marked_error(exc, shown) from None
+    except YAMLError as exc:
+        raise ConfigError(f"invalid YAML: {_one_line(str(exc))}", location=Location(shown)) from None
+    except RecursionError:
+        raise ConfigError(
+            f"nested more than {MAX_DEPTH} levels deep", location=Location(shown)
+        ) from None
+    nodes = [n for n in nodes if n is not None]
+    if not nodes:
+        return Document(None, shown)
+    if len(nodes) > 1:
+        second = nodes[1].start_mark
+        raise ConfigError(
+            "more than one YAML document (a second '---')",
+            location=Location(shown, second.line + 1, second.column + 1),
+            hint="put one recipe in each file",
+        )
+    converter = _Converter(shown)
+    data = converter.convert(nodes[0], (), 0, ())
+    return Document(data, shown, converter.value_positions, converter.key_positions)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _marked_error(exc: MarkedYAMLError, shown: str) -> ConfigError:
+    mark = exc.problem_mark or exc.context_mark
+    loc = Location(shown, mark.line + 1, mark.column + 1) if mark is not None else Location(shown)
+    problem = _one_line(exc.problem or exc.context or "invalid YAML")
+    if "'\\t'" in problem:
+        return ConfigError(
+            "tab character in indentation", location=loc, hint="indent YAML with spaces only"
+        )
+    message = f"invalid YAML: {problem}"
+    context_mark = exc.context_mark
+    if exc.context and context_mark is not None and exc.problem_mark is not None:
+        if (context_mark.line, context_mark.column) != (mark.line, mark.column):
+            message += (
+                f" ({_one_line(exc.context)} started at line {context_mark.line + 1}, "
+                f"column {context_mark.column + 1})"
+            )
+    return ConfigError(message, location=loc, hint="check the indentation and quoting")
+
+
+class _Converter:
+    """Turns composed nodes into plain data, recording positions and enforcing limits."""
+
+    def __init__(self, shown: str) -> None:
+        self.shown = shown
+        self.count = 0
+        self.value_positions: dict[Path_, tuple[int, int]] = {}
+        self.key_positions: dict[Path_, tuple[int, int]] = {}
+        self._constructor = YAML(typ="rt").constructor
+
+    def _loc(self, node: Node) -> Location:
+        return Location(self.shown, node.start_mark.line + 1, node.start_mark.column + 1)
+
+    def convert(self, node: Node, path: Path_, depth: int, stack: tuple[int, ...]) -> Any:
+        self.count += 1
+        if self.count > MAX_NODES:
+            raise ConfigError(
+                f"document expands to more than {MAX_NODES} values (alias or merge-key bomb?)",
+                location=self._loc(node),
+                hint="remove the anchors and aliases",
+            )
+        if depth > MAX_DEPTH:
+            raise ConfigError(f"nested more than {MAX_DEPTH} levels deep", location=self._loc(node))
+        if id(node) in stack:
+            raise ConfigError(
+                "recursive alias: a value contains itself",
+                location=self._loc(node),
+                hint="remove the alias",
+            )
+        self.value_positions.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
+        if isinstance(node, MappingNode):
+            return self._mapping(node, path, depth, (*stack, id(node)))
+        if isinstance(node, SequenceNode):
+            self._check_tag(node, f"{_CORE}seq")
+            return [
+                self.convert(item, (*path, i), depth + 1, (*stack, id(node)))
+                for i, item in enumerate(node.value)
+            ]
+        return self._scalar(node)
+
+    def _check_tag(self, node: Node, expected: str) -> None:
+        if node.tag != expected:
+            shown = str(node.tag).replace(_CORE, "!!", 1)
+            raise ConfigError(
+                f"YAML tag '{shown}' is not allowed",
+                location=self._loc(node),
+                hint="remove the tag; recipes hold plain values only",
+            )
+
+    def _scalar(self, node: ScalarNode) -> Any:
+        if node.tag not in _SCALAR_TAGS:
+            self._check_tag(node, f"{_CORE}str")
+        if node.tag == f"{_CORE}str":
+            return str(node.value)
+        if node.tag == f"{_CORE}timestamp":
+            # A date-like value (a revision tag such as 2024-06-01) stays the text as written.
+            return str(node.value)
+        value = self._constructor.construct_object(node, deep=True)
+        if node.tag == f"{_CORE}bool":
+            return bool(value)
+        if node.tag == f"{_CORE}int":
+            return int(value)
+        if node.tag == f"{_CORE}float":
+            return float(value)
+        return None
+
+    def _mapping(self, node: MappingNode, path: Path_, depth: int, stack: tuple[int, ...]) -> Any:
+        self._check_tag(node, f"{_CORE}map")
+        own: dict[str, Any] = {}
+        seen: dict[str, int] = {}
+        merged: list[dict[str, Any]] = []
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE_TAG:
+                merged.extend(self._merge_sources(value_node, path, depth, stack))
+                continue
+            key = self._key(key_node)
+            if key in seen:
+                raise ConfigError(
+                    f"duplicate key '{key}' (first written on line {seen[key]})",
+                    location=self._loc(key_node),
+                    hint="remove one of them",
+                )
+            seen[key] = key_node.start_mark.line + 1
+            child = (*path, key)
+            self.key_positions[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            own[key] = self.convert(value_node, child, depth + 1, stack)
+        if not merged:
+            return own
+        # YAML merge: keys written here win over merged ones; earlier sources win over later.
+        result: dict[str, Any] = {}
+        for source in reversed(merged):
+            result.update(source)
+        result.update(own)
+        return result
+
+    def _merge_sources(
+        self, node: Node, path: Path_, depth: int, stack: tuple[int, ...]
+    ) -> Iterator[dict[str, Any]]:
+        sources = node.value if isinstance(node, SequenceNode) else [node]
+        for source in sources:
+            if not isinstance(source, MappingNode):
+                raise ConfigError(
+                    "a merge key '<<' needs a mapping or a list of mappings",
+                    location=self._loc(source),
+                )
+            value = self.convert(source, path, depth + 1, stack)
+            yield value
+
+    def _key(self, node: Node) -> str:
+        if not isinstance(node, ScalarNode) or node.tag != f"{_CORE}str":
+            shown = node.value if isinstance(node, ScalarNode) else "a collection"
+            raise ConfigError(
+                f"key {shown!r} is not a string",
+                location=self._loc(node),
+                hint="quote the key or rename it",
+            )
+        return str(node.value)

@@ -1,0 +1,77 @@
+"""Shared fixtures: run the CLI in-process, build small workspaces."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from ftctl.cli import main
+
+REPO = Path(__file__).resolve().parent.parent
+
+VALID_RECIPE = """\
+base_model: ./models/tiny
+adapter: lora
+lora_r: 8
+lora_alpha: 16
+datasets:
+  - path: data/train.jsonl
+    type: alpaca
+micro_batch_size: 2
+gradient_accumulation_steps: 2
+learning_rate: 0.001
+"""
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def lines(self) -> list[str]:
+        return [line for line in self.out.splitlines() if line]
+
+
+RunCLI = Callable[..., Result]
+
+
+@pytest.fixture
+def run_cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> RunCLI:
+    """Run ``ftctl ARGS`` in this process the way the console script does."""
+
+    def run(*args: str, cwd: Path | None = None) -> Result:
+        if cwd is not None:
+            monkeypatch.chdir(cwd)
+        monkeypatch.setattr(sys, "argv", ["ftctl", *args])
+        capsys.readouterr()
+        try:
+            main()
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        captured = capsys.readouterr()
+        assert "Traceback" not in captured.err + captured.out
+        return Result(code, captured.out, captured.err)
+
+    return run
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    """An empty workspace directory inside its own git repository."""
+    root = tmp_path / "ws"
+    (root / "recipes").mkdir(parents=True)
+    (root / ".git").mkdir()  # discovery stops at a repository boundary
+    return root
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
