@@ -56,7 +56,14 @@ class Problem:
             parts.append(format_key_path(self.key_path))
         text = self.message if not self.hint else f"{self.message}; {self.hint}"
         parts.append(text)
-        return ": ".join(parts)
+        return one_line(": ".join(parts))
+
+
+def one_line(text: str) -> str:
+    """Escape newlines and other control characters, so a problem is always one line."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 class FtctlError(Exception):

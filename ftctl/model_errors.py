@@ -67,13 +67,19 @@ def data_path(data: Any, loc: tuple[int | str, ...]) -> KeyPath:
     path: list[str | int] = []
     node = data
     for part in loc:
-        if isinstance(node, dict) and isinstance(part, str) and part in node:
-            node = node[part]
-            path.append(part)
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
-            node = node[part]
+        found, child = _child(node, part)
+        if found:
+            node = child
             path.append(part)
     return tuple(path)
+
+
+def _child(node: Any, part: int | str) -> tuple[bool, Any]:
+    if isinstance(node, dict) and isinstance(part, str) and part in node:
+        return True, node[part]
+    if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        return True, node[part]
+    return False, None
 
 
 def did_you_mean(word: str, candidates: list[str]) -> str | None:
@@ -87,11 +93,13 @@ def _position(problem: Problem) -> tuple[int, int]:
 
 
 def _show(value: Any) -> str:
+    """A value as quoted in a message, cut short so one bad value is one short line."""
     if isinstance(value, dict):
         return "a mapping"
     if isinstance(value, list):
         return "a list"
-    return f"'{value}'"
+    text = str(value)
+    return f"'{text[:60]}...'" if len(text) > 60 else f"'{text}'"
 
 
 _SIMPLE = {
@@ -162,7 +170,7 @@ class _Describer:
         if kind == "extra_forbidden":
             return self._unknown_key(str(loc[-1]), loc[:-1])
         if kind == "union_tag_invalid":
-            tag = str(ctx.get("tag"))
+            tag = str(ctx.get("tag"))[:60]
             tags = _literal_choices(str(ctx.get("expected_tags", "")))
             if tag in self.type_pointers:
                 return f"{tag} is not supported", self.type_pointers[tag]
@@ -173,13 +181,13 @@ class _Describer:
             return "needs a type", f"add type: one of {', '.join(tags)}" if tags else "add type: ..."
         if kind == "literal_error":
             expected = _literal_choices(str(ctx.get("expected", "")))
-            return f"'{given}' is not one of: {', '.join(expected)}", did_you_mean(str(given), expected)
+            return f"{_show(given)} is not one of: {', '.join(expected)}", did_you_mean(str(given), expected)
         if kind in _SIMPLE:
             return _SIMPLE[kind].format(**ctx), None
         if kind == "value_error":
             return str(ctx.get("error", error["msg"])), None
         if kind == "string_pattern_mismatch":
-            return f"'{given}' does not have the expected form", f"it must match {ctx.get('pattern')}"
+            return f"{_show(given)} does not have the expected form", f"it must match {ctx.get('pattern')}"
         return error["msg"], None
 
     def _unknown_key(self, key: str, parent_loc: tuple[int | str, ...]) -> tuple[str, str | None]:

@@ -149,13 +149,18 @@ def _marked_error(exc: MarkedYAMLError, shown: str) -> ConfigError:
             "tab character in indentation", location=loc, hint="indent YAML with spaces only"
         )
     message = f"invalid YAML: {problem}"
-    context_mark = exc.context_mark
-    if exc.context and context_mark is not None and exc.problem_mark is not None:
-        if (context_mark.line, context_mark.column) != (mark.line, mark.column):
-            message += (
-                f" ({_one_line(exc.context)} started at line {context_mark.line + 1}, "
-                f"column {context_mark.column + 1})"
-            )
+    start = exc.context_mark
+    if (
+        exc.context
+        and start is not None
+        and mark is not None
+        and (start.line, start.column) != (mark.line, mark.column)
+    ):
+        # Point also at where the unfinished construct began: that is usually the mistake.
+        message += (
+            f" ({_one_line(exc.context)} started at line {start.line + 1}, "
+            f"column {start.column + 1})"
+        )
     return ConfigError(message, location=loc, hint="check the indentation and quoting")
 
 
@@ -197,7 +202,9 @@ class _Converter:
                 self.convert(item, (*path, i), depth + 1, (*stack, id(node)))
                 for i, item in enumerate(node.value)
             ]
-        return self._scalar(node)
+        if isinstance(node, ScalarNode):
+            return self._scalar(node)
+        raise ConfigError("unexpected YAML node", location=self._loc(node))
 
     def _check_tag(self, node: Node, expected: str) -> None:
         if node.tag != expected:

@@ -20,6 +20,7 @@ from ftctl.recipe.rules import check_rules
 from ftctl.recipe.unsupported import RENAMED_KEYS, UNSUPPORTED_KEYS
 from ftctl.yamlio import Document, display_path, load_yaml_file
 
+
 @dataclass(frozen=True)
 class LoadedRecipe:
     """A valid recipe with its name and where it was read from."""
