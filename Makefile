@@ -15,6 +15,8 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check '$(TORCH)' -e '.[train,dev]'
+	# An editable install compiles no bytecode; do it once, as pip does for a regular install.
+	$(BIN)/python -m compileall -q ftctl
 	touch $(STAMP)
 
 demo: $(STAMP)
