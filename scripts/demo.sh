@@ -4,19 +4,24 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
+step() { printf '\n$ %s\n' "$*"; "$@"; }
 
 step ftctl --version
 # The tiny datasets are tracked by DVC; their remote lives inside the repository.
 step dvc pull --quiet
 step ftctl validate
 step ftctl validate examples/
+
+# Scratch files live in .ftctl/ (git-ignored), so the repository stays clean.
+demo=.ftctl/demo
+rm -rf "$demo" && mkdir -p "$demo"
 echo
-echo "A recipe with mistakes, to show what validate reports:"
-bad=$(mktemp -d)/typo.yaml
-trap 'rm -rf "$(dirname "$bad")"' EXIT
+echo "A recipe with two mistakes, to show what validate reports (exit 1 expected):"
 sed -e 's/^lora_alpha:/lora_alhpa:/' -e 's/^learning_rate: .*/learning_rate: -1/' \
-    recipes/tiny-alpaca.yaml > "$bad"
-if ftctl validate "$bad"; then echo "expected validate to fail" >&2; exit 1; fi
+    recipes/tiny-alpaca.yaml > "$demo/typo.yaml"
+if ftctl validate "$demo/typo.yaml"; then echo "expected validate to fail" >&2; exit 1; fi
+
+step ftctl init "$demo/new-workspace"
+step ftctl -C "$demo/new-workspace" validate
 echo
 echo "demo finished: every recipe and example is valid."

@@ -139,3 +139,22 @@ def test_base_recipe_is_valid() -> None:
 def test_all_violations_reported_together() -> None:
     _, problems = problems_for({"bf16": True, "fp16": True, "warmup_steps": 1, "warmup_ratio": 0.1})
     assert len(problems) == 2
+
+
+def test_rules_reported_next_to_value_errors() -> None:
+    _, problems = problems_for({"lora_r": -1, "bf16": True, "fp16": True})
+    assert [p.message for p in problems] == ["must be > 0", "bf16 and fp16 exclude each other"]
+
+
+def test_rule_reading_an_invalid_value_stays_silent() -> None:
+    # micro_batch_size is invalid; the batch rule must not claim the batch is underdetermined.
+    _, problems = problems_for({"micro_batch_size": -1})
+    assert [p.render() for p in problems] == ["r.yaml:4:19: micro_batch_size: must be > 0"]
+    # An invalid dataset entry must not make "needs_data" claim there are no datasets.
+    _, problems = problems_for({"datasets": [{"path": "d.jsonl", "type": "nope"}]})
+    assert [p.message for p in problems] == ["unknown type 'nope'"]
+
+
+def test_missing_required_values_do_not_hide_rules() -> None:
+    _, problems = problems_for({"base_model": None, "learning_rate": None, "warmup_steps": 5, "warmup_ratio": 0.1})
+    assert [str(p.key_path[0]) for p in problems] == ["base_model", "learning_rate", "warmup_ratio"]

@@ -70,9 +70,42 @@ def validate_document(document: Document, problems: list[Problem]) -> Recipe | N
     try:
         recipe = Recipe.model_validate(data)
     except ValidationError as exc:
-        problems.extend(describe_errors(exc, document, Recipe, _recipe_key, DATASET_TYPE_POINTERS))
+        value_problems = describe_errors(exc, document, Recipe, _recipe_key, DATASET_TYPE_POINTERS)
+        found = value_problems + _rules_without(data, value_problems, document)
+        problems.extend(sorted(found, key=_position))
         return None
-    for violation in check_rules(recipe):
+    problems.extend(_rule_problems(recipe, document))
+    return recipe
+
+
+def _position(problem: Problem) -> tuple[int, int]:
+    loc = problem.location
+    return (loc.line or 0, loc.col or 0) if loc is not None else (0, 0)
+
+
+# Stand-ins for required fields whose value was missing or invalid; no rule reads them.
+_STAND_INS = {"base_model": "stand-in/model", "learning_rate": 1.0}
+
+
+def _rules_without(
+    data: dict[str, Any], value_problems: list[Problem], document: Document
+) -> list[Problem]:
+    """Rule violations among the valid keys, when other keys failed (see check_rules)."""
+    bad = {str(p.key_path[0]) for p in value_problems if p.key_path}
+    rest = {k: v for k, v in data.items() if k not in bad}
+    rest.update({k: v for k, v in _STAND_INS.items() if k not in rest})
+    try:
+        recipe = Recipe.model_validate(rest)
+    except ValidationError:
+        return []
+    return _rule_problems(recipe, document, frozenset(bad | set(_STAND_INS) - set(data)))
+
+
+def _rule_problems(
+    recipe: Recipe, document: Document, unknown: frozenset[str] = frozenset()
+) -> list[Problem]:
+    problems = []
+    for violation in check_rules(recipe, unknown):
         problems.append(
             Problem(
                 violation.message,
@@ -81,7 +114,7 @@ def validate_document(document: Document, problems: list[Problem]) -> Recipe | N
                 violation.hint,
             )
         )
-    return recipe
+    return problems
 
 
 def _yaml_kind(value: Any) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from typing import Any, cast
 
 from ftctl.recipe.datasets import KTO_TYPES, PAIRED_TYPES, SFT_TYPES
 from ftctl.recipe.model import Recipe
@@ -36,14 +37,38 @@ def rule(func: Rule) -> Rule:
     return func
 
 
-def check_rules(recipe: Recipe) -> list[Violation]:
-    """Every violation of every rule, in rule order."""
-    return [
-        replace(violation, rule=check.__name__) for check in RULES for violation in check(recipe)
-    ]
+def check_rules(recipe: Recipe, unknown: frozenset[str] = frozenset()) -> list[Violation]:
+    """Every violation of every rule, in rule order.
+
+    ``unknown`` names fields whose written value was invalid (and left out of
+    ``recipe``): a rule that reads any of them cannot be trusted, so its
+    violations are dropped. This lets one run report rule violations next to
+    value errors without inventing problems from the stand-in values.
+    """
+    found: list[Violation] = []
+    for check in RULES:
+        reads = _RecordingRecipe(recipe)
+        violations = list(check(cast(Recipe, reads)))
+        if unknown and reads.fields & unknown:
+            continue
+        found.extend(replace(v, rule=check.__name__) for v in violations)
+    return found
+
+
+class _RecordingRecipe:
+    """A read-only view of a recipe that records which fields a rule reads."""
+
+    def __init__(self, recipe: Recipe) -> None:
+        self._recipe = recipe
+        self.fields: set[str] = set()
+
+    def __getattr__(self, name: str) -> Any:
+        self.fields.add(name)
+        return getattr(self._recipe, name)
 
 
 def _given(recipe: Recipe, name: str) -> bool:
+    getattr(recipe, name)  # counts as reading the field (see check_rules)
     return name in recipe.model_fields_set
 
 
