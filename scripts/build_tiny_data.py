@@ -70,10 +70,18 @@ def write_jsonl(path: Path, rows: list[dict[str, object]] | list[dict[str, str]]
     path.write_text(text, encoding="utf-8")
 
 
+def datasets() -> dict[str, list[dict[str, object]]]:
+    """The tiny datasets by file name, rows in file order."""
+    return {
+        "alpaca-tiny.jsonl": alpaca_rows(random.Random(1), 96),
+        "chat-tiny.jsonl": chat_rows(random.Random(2), 64),
+    }
+
+
 def main(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    write_jsonl(out / "alpaca-tiny.jsonl", alpaca_rows(random.Random(1), 96))
-    write_jsonl(out / "chat-tiny.jsonl", chat_rows(random.Random(2), 64))
+    for name, rows in datasets().items():
+        write_jsonl(out / name, rows)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
     python scripts/build_tiny_model.py [OUT_DIR]    # default: models/tiny-llama
 
-A byte-level BPE tokenizer trained on the tiny datasets (data/) with a
+A byte-level BPE tokenizer trained on the tiny datasets (the rows of
+scripts/build_tiny_data.py, so a fresh clone needs no `dvc pull`) with a
 ChatML chat template, and a 2-layer Llama with random weights from a fixed
 seed. The result is committed under models/; tests/test_tiny_model.py
 rebuilds it and checks the bytes are the same. Needs the `train` extra.
@@ -24,12 +25,15 @@ CHATML = (
 )
 
 
-def corpus(data_dir: Path) -> list[str]:
+def corpus() -> list[str]:
     """Every string in the tiny datasets, in file order (the tokenizer's training text)."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from build_tiny_data import datasets
+
     texts: list[str] = []
-    for name in ("alpaca-tiny.jsonl", "chat-tiny.jsonl"):
-        for line in (data_dir / name).read_text(encoding="utf-8").splitlines():
-            row = json.loads(line)
+    for rows in datasets().values():
+        # The same rows the jsonl files hold, as they read back from JSON.
+        for row in json.loads(json.dumps(rows)):
             if "messages" in row:
                 texts.extend(m["role"] + "\n" + m["content"] for m in row["messages"])
             else:
@@ -84,7 +88,7 @@ def build_model(vocab_size: int, eos_id: int, pad_id: int):  # type: ignore[no-u
 
 
 def main(out: Path) -> None:
-    tokenizer = build_tokenizer(corpus(ROOT / "data"))
+    tokenizer = build_tokenizer(corpus())
     model = build_model(
         len(tokenizer), tokenizer.convert_tokens_to_ids("<|endoftext|>"), tokenizer.pad_token_id
     )
