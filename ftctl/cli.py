@@ -136,6 +136,11 @@ def main() -> None:
         # Output piped into `head`: stop quietly.
         sys.stderr.close()
         sys.exit(0)
+    except OSError as exc:
+        # The environment, not ftctl: permission denied, disk full, a vanished file.
+        where = f"{exc.filename}: " if exc.filename else ""
+        echo(f"ftctl: error: {where}{exc.strerror or exc}", stderr=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ from importlib import resources
 from pathlib import Path
 
 from ftctl.atomic import write_atomic
+from ftctl.errors import FtctlError
 
 # (path in the workspace, template file in ftctl/templates)
 FILES = (
@@ -28,5 +29,11 @@ def scaffold(root: Path) -> Iterator[tuple[Path, bool]]:
             yield target, False
             continue
         text = (templates / template).read_text(encoding="utf-8") if template else ""
-        write_atomic(target, text)
+        try:
+            write_atomic(target, text)
+        except OSError as exc:
+            raise FtctlError(
+                f"cannot create {target}: {exc.strerror or exc}",
+                hint="choose a directory you can write to",
+            ) from None
         yield target, True

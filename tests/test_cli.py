@@ -225,3 +225,11 @@ def test_schema_agrees_with_the_validator() -> None:
         assert errors == [], (path.name, [e.message for e in errors])
     typo = yaml.load(VALID_RECIPE + "lora_alhpa: 3\n")
     assert any("lora_alhpa" in e.message for e in validator.iter_errors(typo))
+
+
+def test_init_where_nothing_can_be_written(tmp_path: Path, run_cli: RunCLI) -> None:
+    (tmp_path / "afile").write_text("")
+    result = run_cli("init", str(tmp_path / "afile" / "sub"), cwd=tmp_path)
+    assert result.code == 1
+    assert result.err.startswith(f"ftctl: error: cannot create {tmp_path}/afile/sub/ftctl.yaml: ")
+    assert result.err.rstrip().endswith("choose a directory you can write to")
