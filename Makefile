@@ -33,6 +33,7 @@ unit: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/startup.py
+	$(BIN)/python bench/lock.py
 
 clean:
 	rm -rf $(VENV) .ftctl outputs registry .pytest_cache .mypy_cache .ruff_cache

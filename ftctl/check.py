@@ -14,6 +14,7 @@ from pathlib import Path
 from ftctl.dag import find_cycle
 from ftctl.errors import ConfigError, Location, Problem
 from ftctl.model_errors import did_you_mean
+from ftctl.parsecache import ParseCache
 from ftctl.recipe import LoadedRecipe, load_recipe
 from ftctl.refs import parse_model_ref
 from ftctl.workspace import (
@@ -62,7 +63,7 @@ def expand_paths(paths: Iterable[Path]) -> tuple[list[Path], list[Problem]]:
     return files, problems
 
 
-def check_paths(paths: list[Path], cwd: Path) -> CheckReport:
+def check_paths(paths: list[Path], cwd: Path, cache: ParseCache | None = None) -> CheckReport:
     """Check the given recipe files/directories, or the whole workspace at ``cwd``."""
     report = CheckReport()
     if paths:
@@ -75,11 +76,11 @@ def check_paths(paths: list[Path], cwd: Path) -> CheckReport:
                 continue
             groups.setdefault(workspace.root, (workspace, []))[1].append(file)
         for workspace, group in groups.values():
-            _check_group(workspace, group, report)
+            _check_group(workspace, group, report, cache)
         return report
     workspace = _workspace_of(cwd, report)
     if workspace is not None:
-        _check_group(workspace, workspace.recipe_paths(), report)
+        _check_group(workspace, workspace.recipe_paths(), report, cache)
     return report
 
 
@@ -100,7 +101,9 @@ def _workspace_of(start: Path, report: CheckReport) -> Workspace | None:
     return workspace
 
 
-def _check_group(workspace: Workspace, files: list[Path], report: CheckReport) -> None:
+def _check_group(
+    workspace: Workspace, files: list[Path], report: CheckReport, cache: ParseCache | None
+) -> None:
     loaded: list[LoadedRecipe] = []
     stems: dict[str, str] = {}
     for file in files:
@@ -117,7 +120,7 @@ def _check_group(workspace: Workspace, files: list[Path], report: CheckReport) -
             continue
         stems[file.stem] = shown
         try:
-            loaded.append(load_recipe(file, shown))
+            loaded.append(load_recipe(file, shown, cache))
         except ConfigError as exc:
             report.problems.extend(exc.problems)
     # Names a recipe may build on: the workspace's recipes plus the files checked now.

@@ -11,8 +11,10 @@ not an out-of-memory kill.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from ftctl.errors import ConfigError, Location
+from ftctl.parsecache import ParseCache
 
 MAX_FILE_BYTES = 1024 * 1024
 MAX_NODES = 100_000
@@ -31,6 +34,14 @@ _SCALAR_TAGS = {f"{_CORE}{t}" for t in ("str", "int", "float", "bool", "null", "
 _MERGE_TAG = f"{_CORE}merge"
 
 Path_ = tuple[str | int, ...]
+_DECIMAL_INT = re.compile(r"^[-+]?[0-9]+$")
+_DECIMAL_FLOAT = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
+
+
+@lru_cache(maxsize=1)
+def _constructor() -> Any:
+    """ruamel's YAML 1.2 scalar constructor, built once (building one costs ~0.1 ms)."""
+    return YAML(typ="safe", pure=True).constructor
 
 
 @dataclass(frozen=True)
@@ -41,6 +52,7 @@ class Document:
     file: str
     value_positions: dict[Path_, tuple[int, int]] = field(default_factory=dict)
     key_positions: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+    from_cache: bool = False  # positions unknown: parse again before reporting a problem
 
     def location(self, path: Path_, *, key: bool = False) -> Location:
         """Where ``path`` is written (its key when ``key``); else the nearest written ancestor."""
@@ -64,6 +76,11 @@ def display_path(path: Path, root: Path | None = None) -> str:
 
 def read_text(path: Path, shown: str) -> str:
     """Read a YAML file as UTF-8 text, refusing oversized or undecodable files."""
+    return decode_text(read_bytes(path, shown), shown)
+
+
+def read_bytes(path: Path, shown: str) -> bytes:
+    """A YAML file's bytes, refusing missing, unreadable or oversized files."""
     try:
         with path.open("rb") as handle:
             raw = handle.read(MAX_FILE_BYTES + 1)
@@ -79,7 +96,7 @@ def read_text(path: Path, shown: str) -> str:
             location=Location(shown),
             hint="a recipe is a small config; keep data in datasets, not in YAML",
         )
-    return decode_text(raw, shown)
+    return raw
 
 
 def decode_text(raw: bytes, shown: str) -> str:
@@ -103,10 +120,19 @@ def decode_text(raw: bytes, shown: str) -> str:
     return text
 
 
-def load_yaml_file(path: Path, shown: str | None = None) -> Document:
-    """Read and parse one YAML file holding one document."""
+def load_yaml_file(path: Path, shown: str | None = None, cache: ParseCache | None = None) -> Document:
+    """Read and parse one YAML file holding one document (from ``cache`` when unchanged)."""
     shown = shown if shown is not None else display_path(path)
-    return parse_yaml(read_text(path, shown), shown)
+    raw = read_bytes(path, shown)
+    if cache is None:
+        return parse_yaml(decode_text(raw, shown), shown)
+    key = cache.key(raw)
+    hit, data = cache.get(key)
+    if hit:
+        return Document(data, shown, from_cache=True)
+    document = parse_yaml(decode_text(raw, shown), shown)
+    cache.put(key, document.data)
+    return document
 
 
 def compose(text: str, *, pure: bool = False) -> list[Node]:
@@ -181,7 +207,6 @@ class _Converter:
         self.count = 0
         self.value_positions: dict[Path_, tuple[int, int]] = {}
         self.key_positions: dict[Path_, tuple[int, int]] = {}
-        self._constructor = YAML(typ="safe", pure=True).constructor
 
     def _loc(self, node: Node) -> Location:
         return Location(self.shown, node.start_mark.line + 1, node.start_mark.column + 1)
@@ -232,7 +257,13 @@ class _Converter:
         if node.tag == f"{_CORE}timestamp":
             # A date-like value (a revision tag such as 2024-06-01) stays the text as written.
             return str(node.value)
-        value = self._constructor.construct_object(node, deep=True)
+        text = str(node.value)
+        # Plain decimals are most numbers in a recipe; everything else goes to ruamel's constructor.
+        if node.tag == f"{_CORE}int" and _DECIMAL_INT.match(text):
+            return int(text)
+        if node.tag == f"{_CORE}float" and _DECIMAL_FLOAT.match(text):
+            return float(text)
+        value = _constructor().construct_object(node, deep=True)
         if node.tag == f"{_CORE}bool":
             return bool(value)
         if node.tag == f"{_CORE}int":

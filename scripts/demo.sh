@@ -11,6 +11,9 @@ step ftctl --version
 step dvc pull --quiet
 step ftctl validate
 step ftctl validate examples/
+# Pin every input: the tiny model by content, the datasets as DVC recorded them.
+step ftctl lock
+step ftctl lock --check
 
 # Scratch files live in .ftctl/ (git-ignored), so the repository stays clean.
 demo=.ftctl/demo
@@ -24,4 +27,4 @@ if ftctl validate "$demo/typo.yaml"; then echo "expected validate to fail" >&2; 
 step ftctl init "$demo/new-workspace"
 step ftctl -C "$demo/new-workspace" validate
 echo
-echo "demo finished: every recipe and example is valid."
+echo "demo finished: every recipe and example is valid, every lock up to date."

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from ftctl.cli import main
+from tests.hubserver import HubServer, serve
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -75,3 +76,18 @@ def write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     return path
+
+
+@pytest.fixture
+def hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[HubServer]:
+    """A Hub-API server on 127.0.0.1, with HF_ENDPOINT pointing at it and fast retries."""
+    for server in serve():
+        import huggingface_hub.constants as constants
+
+        monkeypatch.setenv("HF_ENDPOINT", server.url)
+        monkeypatch.setattr(constants, "ENDPOINT", server.url)  # read once at import
+        monkeypatch.setenv("FTCTL_HF_BACKOFF", "0.01")
+        monkeypatch.setenv("FTCTL_HF_TIMEOUT", "1")
+        monkeypatch.setenv("FTCTL_HF_ATTEMPTS", "3")
+        monkeypatch.delenv("HF_TOKEN", raising=False)
+        yield server

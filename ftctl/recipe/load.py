@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from ftctl.errors import Problem, ValidationFailed
 from ftctl.model_errors import describe_errors
+from ftctl.parsecache import ParseCache
 from ftctl.recipe.datasets import DATASET_TYPE_POINTERS
 from ftctl.recipe.model import Recipe, recipe_name_problem
 from ftctl.recipe.rules import check_rules
@@ -32,10 +33,19 @@ class LoadedRecipe:
     document: Document
 
 
-def load_recipe(path: Path, shown: str | None = None) -> LoadedRecipe:
+def load_recipe(path: Path, shown: str | None = None, cache: ParseCache | None = None) -> LoadedRecipe:
     """Load and fully check the recipe at ``path``; raises ValidationFailed or ConfigError."""
     shown = shown if shown is not None else display_path(path)
-    document = load_yaml_file(path, shown)
+    document = load_yaml_file(path, shown, cache)
+    if document.from_cache:
+        try:
+            return _checked(path, shown, document)
+        except ValidationFailed:
+            document = load_yaml_file(path, shown)  # again, for the positions of the problems
+    return _checked(path, shown, document)
+
+
+def _checked(path: Path, shown: str, document: Document) -> LoadedRecipe:
     problems: list[Problem] = []
     name_problem = recipe_name_problem(path.stem)
     if name_problem:

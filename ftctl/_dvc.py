@@ -1,0 +1,127 @@
+"""DVC, as ftctl uses it: the version DVC recorded for a path, and whether the workspace matches.
+
+Records are read from ``<path>.dvc`` files and ``dvc.lock`` stage outputs,
+exactly as DVC wrote them (md5 or ``.dir`` md5, size, nfiles). They are read as
+the YAML data files they are, without importing dvc: ``lock --check`` runs in
+every pull request and must start fast (importing dvc.repo alone costs 220 ms).
+tests/test_dvc.py checks these records against DVC's own API on real
+repositories. Directory digests are computed with dvc-data's ``Tree`` (DVC's
+own code), from per-file md5s kept in ftctl's stat cache.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ftctl.errors import ConfigError, FtctlError, Location
+from ftctl.hashing import file_digest
+from ftctl.statcache import StatCache
+from ftctl.yamlio import load_yaml_file
+
+
+@dataclass(frozen=True)
+class DvcRecord:
+    """What DVC recorded for one tracked output."""
+
+    md5: str  # "<hex>" or "<hex>.dir"
+    size: int | None
+    nfiles: int | None
+    source: str  # the .dvc or dvc.lock file that holds the record, relative to the repo
+    legacy: bool  # recorded without `hash: md5` (DVC 2: md5 of text files after dos2unix)
+
+    @property
+    def is_dir(self) -> bool:
+        return self.md5.endswith(".dir")
+
+
+def find_repo(start: Path) -> Path | None:
+    """The DVC repository root (the directory holding ``.dvc/``) at or above ``start``."""
+    for directory in (start, *start.parents):
+        if (directory / ".dvc").is_dir():
+            return directory
+    return None
+
+
+def find_record(repo: Path, target: Path) -> DvcRecord | None:
+    """DVC's record for ``target`` (an absolute path inside ``repo``), or None if untracked."""
+    dvc_file = target.with_name(target.name + ".dvc")
+    if dvc_file.is_file():
+        record = _from_outs(_load(dvc_file, repo), target.parent, target, dvc_file, repo)
+        if record is not None:
+            return record
+    for lock in sorted(repo.rglob("dvc.lock")):
+        if ".dvc" in lock.relative_to(repo).parts:
+            continue
+        data = _load(lock, repo)
+        stages = data.get("stages") if isinstance(data, dict) else None
+        for stage in (stages or {}).values():
+            if isinstance(stage, dict):
+                record = _from_outs(stage, lock.parent, target, lock, repo)
+                if record is not None:
+                    return record
+    return None
+
+
+def _load(path: Path, repo: Path) -> Any:
+    shown = path.relative_to(repo).as_posix()
+    try:
+        return load_yaml_file(path, shown).data
+    except ConfigError as exc:
+        raise FtctlError(
+            f"DVC file is unreadable: {exc.problem.render()}",
+            location=Location(shown),
+            hint="repair it with dvc (dvc add / dvc repro)",
+        ) from None
+
+
+def _from_outs(data: Any, base: Path, target: Path, source: Path, repo: Path) -> DvcRecord | None:
+    outs = data.get("outs") if isinstance(data, dict) else None
+    for out in outs or ():
+        if not isinstance(out, dict) or "path" not in out:
+            continue
+        if (base / str(out["path"])).resolve() != target.resolve():
+            continue
+        md5 = out.get("md5")
+        if not isinstance(md5, str):
+            raise FtctlError(
+                f"{source.relative_to(repo).as_posix()} records no md5 for {out['path']}",
+                hint="run dvc add (or dvc repro) to record it",
+            )
+        size, nfiles = out.get("size"), out.get("nfiles")
+        return DvcRecord(
+            md5=md5,
+            size=size if isinstance(size, int) else None,
+            nfiles=nfiles if isinstance(nfiles, int) else (None if md5.endswith(".dir") else 1),
+            source=source.relative_to(repo).as_posix(),
+            legacy=out.get("hash") != "md5",
+        )
+    return None
+
+
+def workspace_md5(path: Path, legacy: bool, cache: StatCache) -> str:
+    """The md5 DVC would record for ``path`` as it is in the workspace now."""
+    if path.is_file():
+        if legacy:
+            return _legacy_file_md5(path)
+        return file_digest(path, "md5", cache)
+    from dvc_data.hashfile.tree import Tree
+
+    entries = []
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        rel = file.relative_to(path).as_posix()
+        md5 = _legacy_file_md5(file) if legacy else file_digest(file, "md5", cache)
+        entries.append({"md5": md5, "relpath": rel})
+    tree = Tree.from_list(entries, hash_name="md5")
+    tree.digest()
+    return str(tree.hash_info.value)
+
+
+def _legacy_file_md5(path: Path) -> str:
+    # DVC 2 hashed text files after dos2unix; dvc-data knows which files that applies to.
+    from dvc_data.hashfile.hash import file_md5
+    from dvc_objects.fs.local import LocalFileSystem
+
+    fs = LocalFileSystem()  # type: ignore[no-untyped-call]  # dvc-objects is untyped
+    return str(file_md5(str(path), fs, name="md5-dos2unix"))

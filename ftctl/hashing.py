@@ -1,0 +1,83 @@
+"""Content digests of files and directory trees, through the stat cache.
+
+A tree digest binds names to contents: sha256 over the sorted list of
+``(relative POSIX path, sha256 of the file)``, so renaming a file changes the
+digest, unlike OpenSSF model-signing's root digest. Symlinks that leave the
+tree's root are refused; symlinks inside it are hashed as what they point at.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from ftctl.errors import FtctlError
+from ftctl.statcache import StatCache
+
+CHUNK = 4 * 1024 * 1024
+# Directories that hold tool state, not content (huggingface_hub's local_dir metadata, VCS).
+IGNORED_DIRS = frozenset({".git", ".cache", ".dvc", "__pycache__", ".ipynb_checkpoints"})
+
+
+@dataclass(frozen=True)
+class TreeDigest:
+    digest: str  # "sha256:<hex>"
+    size: int  # bytes in all files
+    nfiles: int
+
+
+def file_digest(path: Path, algorithm: str, cache: StatCache) -> str:
+    """Hex digest of one file's bytes (``sha256`` or ``md5``), read only on a cache miss."""
+    st = path.stat()
+    cached = cache.get(path, st, algorithm)
+    if cached is not None:
+        return cached
+    digest = hashlib.new(algorithm)
+    with path.open("rb", buffering=0) as handle:
+        buffer = bytearray(CHUNK)
+        view = memoryview(buffer)
+        while True:
+            n = handle.readinto(buffer)
+            if not n:
+                break
+            digest.update(view[:n])
+    value = digest.hexdigest()
+    cache.put(path, st, algorithm, value)
+    return value
+
+
+def walk_files(root: Path, display: str) -> Iterator[tuple[str, Path]]:
+    """(relative POSIX path, file) for every file under ``root``, sorted, refusing escapes."""
+    real_root = root.resolve()
+    for directory, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames[:] = sorted(d for d in dirnames if d not in IGNORED_DIRS)
+        for name in sorted(filenames + [d for d in dirnames if Path(directory, d).is_symlink()]):
+            path = Path(directory) / name
+            if path.is_symlink():
+                target = path.resolve()
+                if not target.is_relative_to(real_root):
+                    rel = path.relative_to(root).as_posix()
+                    raise FtctlError(
+                        f"{display}/{rel} is a symlink to {target}, outside {display}",
+                        hint="copy the file in, or point the recipe at the real location",
+                    )
+                if target.is_dir():
+                    continue  # files under it are reached through the real directory
+            yield path.relative_to(root).as_posix(), path
+
+
+def tree_digest(root: Path, display: str, cache: StatCache) -> TreeDigest:
+    """Digest of a file or of a directory tree (names bound to contents)."""
+    if root.is_file():
+        return TreeDigest(f"sha256:{file_digest(root, 'sha256', cache)}", root.stat().st_size, 1)
+    entries: list[tuple[str, str]] = []
+    size = 0
+    for rel, path in walk_files(root, display):
+        entries.append((rel, file_digest(path, "sha256", cache)))
+        size += path.stat().st_size
+    body = json.dumps(entries, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return TreeDigest(f"sha256:{hashlib.sha256(body).hexdigest()}", size, len(entries))

@@ -1,0 +1,315 @@
+"""``ftctl lock``: resolve every moving input of every recipe and pin it in ``lockfiles/``.
+
+Resolution is Cargo-like: a reference that has not changed keeps the revision
+its lock recorded (no network), unless the recipe is named in ``--update``.
+The result is data (:class:`LockReport`); writing, checking and rendering
+are separate steps, so ``lock --check`` is the same computation with a
+different destination, and needs no network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ftctl import __version__
+from ftctl._dvc import find_record, find_repo, workspace_md5
+from ftctl.atomic import write_atomic
+from ftctl.check import check_paths
+from ftctl.dag import find_cycle, topological_order
+from ftctl.errors import FtctlError, ValidationFailed
+from ftctl.fingerprint import config_digest, fingerprint, training_config
+from ftctl.hashing import tree_digest
+from ftctl.lockfile import (
+    DvcPin,
+    HfPin,
+    LocalPin,
+    Lockfile,
+    PinsEntry,
+    RecipeEntry,
+    RecipePin,
+    load_lock,
+    lock_path,
+    render,
+)
+from ftctl.parsecache import ParseCache
+from ftctl.pins import read_pins
+from ftctl.recipe import LoadedRecipe
+from ftctl.refs import COMMIT_RE, check_hf_id, parse_model_ref, split_revision
+from ftctl.statcache import StatCache
+from ftctl.workspace import Workspace
+from ftctl.yamlio import display_path
+
+DATA_LISTS = ("datasets", "test_datasets", "pretraining_dataset")
+
+
+class NeedsNetwork(Exception):
+    """Resolving this input needs the Hub, and this run may not use it (lock --check)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass
+class LockOutcome:
+    """One recipe's lock: what it is on disk and what it should be."""
+
+    name: str
+    path: Path
+    shown: str
+    new: Lockfile | None  # None when it could not be computed without the network
+    text: str | None
+    old: Lockfile | None
+    old_text: str | None
+    old_problem: str | None = None  # why the lock on disk could not be read
+    stale_reason: str | None = None  # why ``new`` could not be computed
+
+    @property
+    def status(self) -> str:
+        if self.old_text is None:
+            return "missing"
+        if self.text is not None and self.text == self.old_text:
+            return "fresh"
+        return "stale"
+
+
+@dataclass
+class LockReport:
+    outcomes: list[LockOutcome] = field(default_factory=list)
+    orphans: list[Path] = field(default_factory=list)  # lock files of deleted recipes
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> list[LockOutcome]:
+        return [o for o in self.outcomes if o.status != "fresh"]
+
+
+def load_workspace_recipes(
+    workspace: Workspace, cache: ParseCache | None = None
+) -> dict[str, LoadedRecipe]:
+    """Every recipe of the workspace, validated; any problem stops the lock."""
+    report = check_paths([], workspace.root, cache)
+    if report.problems:
+        raise ValidationFailed(report.problems)
+    return {item.name: item for item in report.recipes}
+
+
+def compute_locks(
+    workspace: Workspace,
+    recipes: dict[str, LoadedRecipe],
+    names: Iterable[str] = (),
+    *,
+    update: Iterable[str] | bool = False,
+    network: bool = True,
+    cache: StatCache | None = None,
+    parse_cache: ParseCache | None = None,
+) -> LockReport:
+    """What every requested lock should be (default: all recipes), and what is on disk."""
+    wanted = list(names) or sorted(recipes)
+    for name in wanted:
+        if name not in recipes:
+            from ftctl.model_errors import did_you_mean
+
+            raise FtctlError(
+                f"no recipe named '{name}'",
+                hint=did_you_mean(name, sorted(recipes)) or "see `ftctl validate` for the recipes",
+            )
+    edges = {name: _upstream(item) for name, item in recipes.items()}
+    cycle = find_cycle(edges)
+    if cycle:
+        raise FtctlError(f"recipes build on each other in a cycle: {' -> '.join(cycle)}")
+    needed = _with_upstreams(wanted, edges)
+    to_update = set(recipes) if update is True else set(update or ())
+    resolver = _Resolver(workspace, cache or StatCache.disabled(), network, parse_cache)
+    report = LockReport()
+    computed: dict[str, LockOutcome] = {}
+    for name in topological_order({n: edges[n] for n in needed}):
+        outcome = resolver.lock_one(recipes[name], computed, name in to_update)
+        computed[name] = outcome
+        report.outcomes.append(outcome)
+    report.warnings.extend(resolver.warnings)
+    if not list(names):
+        report.orphans = sorted(
+            p for p in (workspace.root / "lockfiles").glob("*.lock") if p.stem not in recipes
+        )
+    return report
+
+
+def write_locks(report: LockReport) -> tuple[list[LockOutcome], list[Path]]:
+    """Write every changed lock atomically and remove the locks of deleted recipes."""
+    written = []
+    for outcome in report.changed:
+        if outcome.text is None:
+            raise FtctlError(f"{outcome.name}: {outcome.stale_reason}")
+        write_atomic(outcome.path, outcome.text)
+        written.append(outcome)
+    for orphan in report.orphans:
+        orphan.unlink()
+    return written, report.orphans
+
+
+def _upstream(item: LoadedRecipe) -> str | None:
+    ref = parse_model_ref(item.recipe.base_model)
+    return ref.value if ref.kind == "recipe" else None
+
+
+def _with_upstreams(names: list[str], edges: dict[str, str | None]) -> list[str]:
+    out: list[str] = []
+    for name in names:
+        node: str | None = name
+        while node is not None and node not in out:
+            out.append(node)
+            node = edges.get(node)
+    return out
+
+
+class _Resolver:
+    def __init__(
+        self, workspace: Workspace, cache: StatCache, network: bool, parse_cache: ParseCache | None
+    ) -> None:
+        self.parse_cache = parse_cache
+        self.workspace = workspace
+        self.root = workspace.root
+        self.cache = cache
+        self.network = network
+        self.warnings: list[str] = []
+        self.dvc_repo = find_repo(self.root)
+
+    def lock_one(
+        self, item: LoadedRecipe, computed: dict[str, LockOutcome], update: bool
+    ) -> LockOutcome:
+        path = lock_path(self.root, item.name)
+        shown = display_path(path)
+        old, old_text, old_problem = self._read_old(path, shown)
+        keep = old if not update else None
+        outcome = LockOutcome(item.name, path, shown, None, None, old, old_text, old_problem)
+        try:
+            outcome.new = self._build(item, keep, computed)
+        except NeedsNetwork as signal:
+            outcome.stale_reason = signal.reason
+            return outcome
+        outcome.text = render(outcome.new)
+        return outcome
+
+    def _read_old(self, path: Path, shown: str) -> tuple[Lockfile | None, str | None, str | None]:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None, None, None
+        except (OSError, UnicodeDecodeError) as exc:
+            return None, "", f"unreadable ({exc})"
+        try:
+            return load_lock(path, shown, self.parse_cache), text, None
+        except FtctlError as exc:
+            return None, text, exc.problems[0].render()
+
+    def _build(
+        self, item: LoadedRecipe, keep: Lockfile | None, computed: dict[str, LockOutcome]
+    ) -> Lockfile:
+        recipe = item.recipe
+        where = f"recipe {item.name}"
+        base = self._base_model(recipe.base_model, keep, computed, where)
+        inputs = []
+        for list_name in DATA_LISTS:
+            for index, entry in enumerate(getattr(recipe, list_name) or ()):
+                inputs.append(self._dataset(entry.path, keep, f"{where}: {list_name}[{index}].path"))
+        pins_path = recipe.ftctl.pins or self.workspace.config.pins
+        pins = read_pins(self.root / pins_path, pins_path)
+        trainer = {"ftctl": __version__}
+        config = training_config(recipe)
+        identities = [pin.identity() for pin in inputs]
+        if recipe.deepspeed is not None:
+            identities.append({"deepspeed": self._config_file(recipe.deepspeed, where)})
+        return Lockfile(
+            version=1,
+            recipe=RecipeEntry(path=item.shown, digest=config_digest(recipe)),
+            base_model=base,
+            datasets=inputs,
+            pins=PinsEntry(path=pins_path, digest=pins.digest, packages=pins.packages),
+            trainer=trainer,
+            fingerprint=fingerprint(
+                _without_refs(config), base.identity(), identities, pins.digest, trainer
+            ),
+        )
+
+    def _base_model(
+        self, text: str, keep: Lockfile | None, computed: dict[str, LockOutcome], where: str
+    ) -> HfPin | LocalPin | RecipePin:
+        ref = parse_model_ref(text)
+        if ref.kind == "recipe":
+            upstream = computed[ref.value]
+            if upstream.new is None:
+                raise NeedsNetwork(f"its base recipe {ref.value} is not locked yet")
+            return RecipePin(ref=text, source="recipe", fingerprint=upstream.new.fingerprint)
+        if ref.kind == "local":
+            target = Path(ref.value).expanduser()
+            target = target if target.is_absolute() else self.root / target
+            if not target.exists():
+                raise FtctlError(f"{where}: base_model {text}: no such directory")
+            digest = tree_digest(target, ref.value, self.cache)
+            return LocalPin(ref=text, source="local", digest=digest.digest, size=digest.size, nfiles=digest.nfiles)
+        previous = keep.base_model if keep is not None else None
+        return self._hf_pin("model", text, ref.value, ref.revision, previous, f"{where}: base_model")
+
+    def _dataset(self, text: str, keep: Lockfile | None, where: str) -> HfPin | LocalPin | DvcPin:
+        target = (self.root / text).resolve() if not Path(text).expanduser().is_absolute() else Path(text).expanduser()
+        if self.dvc_repo is not None and target.is_relative_to(self.dvc_repo):
+            record = find_record(self.dvc_repo, target)
+            if record is not None:
+                if target.exists():
+                    actual = workspace_md5(target, record.legacy, self.cache)
+                    if actual != record.md5:
+                        raise FtctlError(
+                            f"{where}: {text} differs from what DVC recorded in {record.source}",
+                            hint="run `dvc add` (or `dvc repro`) to record the change, "
+                            "or `dvc checkout` to restore the recorded version",
+                        )
+                return DvcPin(ref=text, source="dvc", md5=record.md5, size=record.size, nfiles=record.nfiles)
+        if target.exists():
+            digest = tree_digest(target, text, self.cache)
+            self.warnings.append(f"{where}: {text} is not versioned (not tracked by DVC); pinned by content")
+            return LocalPin(ref=text, source="local", digest=digest.digest, size=digest.size, nfiles=digest.nfiles)
+        repo_id, revision = split_revision(text)
+        if check_hf_id(repo_id) is not None:
+            raise FtctlError(
+                f"{where}: {text} is neither a file in the workspace, nor tracked by DVC, "
+                "nor a Hub dataset id",
+                hint="check the path (relative to the workspace root)",
+            )
+        previous = None
+        if keep is not None:
+            previous = next((d for d in keep.datasets if d.ref == text), None)
+        return self._hf_pin("dataset", text, repo_id, revision, previous, where)
+
+    def _hf_pin(
+        self, kind: str, text: str, repo_id: str, revision: str | None, previous: Any, where: str
+    ) -> HfPin:
+        if isinstance(previous, HfPin) and previous.ref == text:
+            return previous
+        if revision is not None and COMMIT_RE.match(revision.lower()):
+            return HfPin(ref=text, source="hf", revision=revision.lower())
+        if not self.network:
+            raise NeedsNetwork(f"{where} {text} is not locked to a commit yet")
+        from ftctl._hf import resolve_commit
+
+        recipe = where.split(":")[0].removeprefix("recipe ")
+        commit = resolve_commit("model" if kind == "model" else "dataset", repo_id, revision, recipe=recipe)
+        return HfPin(ref=text, source="hf", revision=commit)
+
+    def _config_file(self, text: str, where: str) -> str:
+        target = self.root / text
+        if not target.is_file():
+            raise FtctlError(f"{where}: deepspeed {text}: no such file", hint="the path is relative to the workspace root")
+        return tree_digest(target, text, self.cache).digest
+
+
+def _without_refs(config: dict[str, Any]) -> dict[str, Any]:
+    """The training config without the references that the lock's identities replace."""
+    out = {k: v for k, v in config.items() if k not in ("base_model", "deepspeed")}
+    for list_name in DATA_LISTS:
+        if out.get(list_name):
+            out[list_name] = [{k: v for k, v in entry.items() if k != "path"} for entry in out[list_name]]
+    return out

@@ -1,0 +1,123 @@
+"""Dependency pins: a pip requirements file, normalized to a set whose digest enters the fingerprint.
+
+Each line is parsed with `packaging` (pip's own grammar): names are
+canonicalized (``Torch`` = ``torch``, ``flash_attn`` = ``flash-attn``),
+specifiers and ``--hash`` options sorted, comments and blank lines dropped,
+``--index-url``-style options ignored (they choose where from, not what). So
+reordering or reformatting the file never changes the digest; any change of
+what gets installed does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+from ftctl.errors import ConfigError, Location
+
+# Options that say where packages come from, not which: no effect on the pin set.
+_SOURCE_OPTIONS = (
+    "--index-url", "-i", "--extra-index-url", "--find-links", "-f", "--trusted-host",
+    "--no-index", "--prefer-binary", "--pre",
+)
+# Training packages whose installed versions `lock --pins-from-env` records.
+TRAINING_PACKAGES = (
+    "torch", "transformers", "peft", "trl", "accelerate", "datasets", "safetensors", "tokenizers",
+    "bitsandbytes", "flash-attn", "deepspeed", "ftctl",
+)
+
+
+@dataclass(frozen=True)
+class Pins:
+    """A normalized pin set: package name -> requirement text (specifier, extras, markers, hashes)."""
+
+    path: str
+    packages: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def digest(self) -> str:
+        body = json.dumps(self.packages, sort_keys=True, separators=(",", ":"))
+        return f"sha256:{hashlib.sha256(body.encode('utf-8')).hexdigest()}"
+
+
+def read_pins(path: Path, shown: str) -> Pins:
+    """Parse a requirements file; a missing file is an empty pin set."""
+    if not path.exists():
+        return Pins(shown)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read pins ({exc})", location=Location(shown)) from None
+    return parse_pins(text, shown)
+
+
+def parse_pins(text: str, shown: str) -> Pins:
+    packages: dict[str, str] = {}
+    for lineno, content in _logical_lines(text):
+        if not content or content.startswith(_SOURCE_OPTIONS):
+            continue
+        where = Location(shown, lineno)
+        if content.startswith("-"):
+            raise ConfigError(
+                f"'{content.split()[0]}' is not supported in pins",
+                location=where,
+                hint="list every package with its version (pip-compile / pip freeze output)",
+            )
+        spec, *hash_parts = content.split("--hash")
+        hashes = sorted(h.strip(" =") for h in hash_parts)
+        try:
+            requirement = Requirement(spec.strip())
+        except InvalidRequirement as exc:
+            raise ConfigError(
+                f"not a requirement: {exc}", location=where, hint="write e.g. torch==2.13.0"
+            ) from None
+        if requirement.url:
+            raise ConfigError("URL requirements cannot be pinned by version", location=where)
+        name = canonicalize_name(requirement.name)
+        if name in packages:
+            raise ConfigError(f"{name} is pinned twice", location=where, hint="keep one line")
+        text_parts = []
+        if requirement.extras:
+            text_parts.append("[" + ",".join(sorted(requirement.extras)) + "]")
+        text_parts.append(",".join(sorted(str(s) for s in requirement.specifier)))
+        if requirement.marker:
+            text_parts.append(f"; {requirement.marker}")
+        text_parts.extend(f" --hash={h}" for h in hashes)
+        packages[name] = "".join(text_parts)
+    return Pins(shown, dict(sorted(packages.items())))
+
+
+def _logical_lines(text: str) -> list[tuple[int, str]]:
+    """(first line number, content) with comments stripped and backslash continuations joined."""
+    out: list[tuple[int, str]] = []
+    pending, start = "", 0
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        line = raw.split(" #", 1)[0] if not raw.lstrip().startswith("#") else ""
+        if not pending:
+            start = lineno
+        if line.rstrip().endswith("\\"):
+            pending += line.rstrip()[:-1] + " "
+            continue
+        out.append((start, (pending + line).strip()))
+        pending = ""
+    if pending:
+        out.append((start, pending.strip()))
+    return out
+
+
+def pins_from_environment() -> str:
+    """A requirements file pinning the training packages installed in this environment."""
+    lines = ["# Written by `ftctl lock --pins-from-env`: the training environment's versions."]
+    for name in TRAINING_PACKAGES:
+        try:
+            version = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+        lines.append(f"{name}=={version}")
+    return "\n".join(lines) + "\n"
