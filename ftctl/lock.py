@@ -212,6 +212,10 @@ class _Resolver:
         recipe = item.recipe
         where = f"recipe {item.name}"
         base = self._base_model(recipe.base_model, keep, computed, where)
+        adapter = None
+        if recipe.lora_model_dir is not None:
+            previous = keep.lora_model_dir if keep is not None else None
+            adapter = self._model_dir(recipe.lora_model_dir, previous, f"{where}: lora_model_dir")
         inputs = []
         for list_name in DATA_LISTS:
             for index, entry in enumerate(getattr(recipe, list_name) or ()):
@@ -223,10 +227,13 @@ class _Resolver:
         identities = [pin.identity() for pin in inputs]
         if recipe.deepspeed is not None:
             identities.append({"deepspeed": self._config_file(recipe.deepspeed, where)})
+        if adapter is not None:
+            identities.append({"lora_model_dir": adapter.identity()})
         return Lockfile(
             version=1,
             recipe=RecipeEntry(path=item.shown, digest=config_digest(recipe)),
             base_model=base,
+            lora_model_dir=adapter,
             datasets=inputs,
             pins=PinsEntry(path=pins_path, digest=pins.digest, packages=pins.packages),
             trainer=trainer,
@@ -244,15 +251,22 @@ class _Resolver:
             if upstream.new is None:
                 raise NeedsNetwork(f"its base recipe {ref.value} is not locked yet")
             return RecipePin(ref=text, source="recipe", fingerprint=upstream.new.fingerprint)
+        previous = keep.base_model if keep is not None else None
+        return self._model_dir(text, previous, f"{where}: base_model")
+
+    def _model_dir(self, text: str, previous: Any, where: str) -> HfPin | LocalPin:
+        """A model or adapter: a local directory by content, or a Hub repository at a commit."""
+        ref = parse_model_ref(text)
+        if ref.kind == "recipe":
+            raise FtctlError(f"{where}: {text}: only base_model can name a recipe")
         if ref.kind == "local":
             target = Path(ref.value).expanduser()
             target = target if target.is_absolute() else self.root / target
             if not target.exists():
-                raise FtctlError(f"{where}: base_model {text}: no such directory")
+                raise FtctlError(f"{where} {text}: no such directory")
             digest = tree_digest(target, ref.value, self.cache)
             return LocalPin(ref=text, source="local", digest=digest.digest, size=digest.size, nfiles=digest.nfiles)
-        previous = keep.base_model if keep is not None else None
-        return self._hf_pin("model", text, ref.value, ref.revision, previous, f"{where}: base_model")
+        return self._hf_pin("model", text, ref.value, ref.revision, previous, where)
 
     def _dataset(self, text: str, keep: Lockfile | None, where: str) -> HfPin | LocalPin | DvcPin:
         target = (self.root / text).resolve() if not Path(text).expanduser().is_absolute() else Path(text).expanduser()
@@ -308,7 +322,7 @@ class _Resolver:
 
 def _without_refs(config: dict[str, Any]) -> dict[str, Any]:
     """The training config without the references that the lock's identities replace."""
-    out = {k: v for k, v in config.items() if k not in ("base_model", "deepspeed")}
+    out = {k: v for k, v in config.items() if k not in ("base_model", "deepspeed", "lora_model_dir")}
     for list_name in DATA_LISTS:
         if out.get(list_name):
             out[list_name] = [{k: v for k, v in entry.items() if k != "path"} for entry in out[list_name]]

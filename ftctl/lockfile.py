@@ -85,6 +85,7 @@ class RecipePin(_Strict):
 
 
 BaseModelPin = Annotated[HfPin | LocalPin | RecipePin, Field(discriminator="source")]
+AdapterPin = Annotated[HfPin | LocalPin, Field(discriminator="source")]
 DatasetPin = Annotated[HfPin | LocalPin | DvcPin, Field(discriminator="source")]
 
 
@@ -103,6 +104,7 @@ class Lockfile(_Strict):
     version: Literal[1]
     recipe: RecipeEntry
     base_model: BaseModelPin
+    lora_model_dir: AdapterPin | None = None  # an adapter the training continues from
     datasets: list[DatasetPin]
     pins: PinsEntry
     trainer: dict[str, str]
@@ -128,6 +130,8 @@ def render(lock: Lockfile) -> str:
         f"recipe: {_flow(data['recipe'])}",
         f"base_model: {_flow(data['base_model'])}",
     ]
+    if "lora_model_dir" in data:
+        lines.append(f"lora_model_dir: {_flow(data['lora_model_dir'])}")
     if data["datasets"]:
         lines.append("datasets:")
         lines.extend(f"  - {_flow(entry)}" for entry in data["datasets"])

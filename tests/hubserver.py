@@ -30,6 +30,7 @@ class HubState:
     models: dict[str, Repo] = field(default_factory=dict)
     datasets: dict[str, Repo] = field(default_factory=dict)
     requests: list[str] = field(default_factory=list)
+    authorization: list[str] = field(default_factory=list)
     slow_seconds: float = 2.0
 
 
@@ -40,6 +41,7 @@ def _handler(state: HubState) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:
             state.requests.append(self.path)
+            state.authorization.append(self.headers.get("Authorization", ""))
             path = self.path.split("?")[0]
             kind, repo_id, revision = _parse(path)
             table = state.models if kind == "models" else state.datasets

@@ -387,3 +387,50 @@ def test_any_edit_of_a_lock_is_noticed(ws: Path, run_cli: RunCLI) -> None:
         assert outcome.status == "stale"
 
     edit()
+
+
+def test_hf_token_is_sent(ws: Path, hub_repos: HubServer, run_cli: RunCLI, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_TOKEN", "hf_testtoken")
+    write(ws / "recipes" / "hubby.yaml", HUB_RECIPE)
+    assert run_cli("lock", cwd=ws).code == 0
+    assert hub_repos.state.authorization[-1] == "Bearer hf_testtoken"
+
+
+def test_unreachable_hub(ws: Path, run_cli: RunCLI, monkeypatch: pytest.MonkeyPatch) -> None:
+    import huggingface_hub.constants as constants
+
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.setenv("FTCTL_HF_BACKOFF", "0.01")
+    monkeypatch.setenv("FTCTL_HF_ATTEMPTS", "2")
+    write(ws / "recipes" / "hubby.yaml", HUB_RECIPE)
+    result = run_cli("lock", cwd=ws)
+    assert result.code == 1
+    assert result.err.strip().splitlines()[-1].startswith(
+        "ftctl: error: recipe hubby: model org/model: no answer from the Hub ("
+    )
+    assert not (ws / "lockfiles" / "hubby.lock").exists()
+
+
+def test_recipe_pins_file(ws: Path, run_cli: RunCLI) -> None:
+    write(ws / "pins" / "special.txt", "torch==2.13.0\n")
+    write(ws / "recipes" / "tiny.yaml", LOCAL_RECIPE + "ftctl: {pins: pins/special.txt}\n")
+    run_cli("lock", cwd=ws)
+    assert lock_of(ws, "tiny")["pins"]["packages"] == {"torch": "==2.13.0"}  # type: ignore[index]
+
+
+def test_adapter_to_continue_from_is_pinned(ws: Path, run_cli: RunCLI) -> None:
+    write(ws / "adapters" / "v1" / "adapter_config.json", "{}\n")
+    write(ws / "recipes" / "tiny.yaml", LOCAL_RECIPE + "lora_model_dir: ./adapters/v1\n")
+    assert run_cli("lock", cwd=ws).code == 0
+    first = lock_of(ws, "tiny")
+    assert first["lora_model_dir"]["source"] == "local"  # type: ignore[index]
+    write(ws / "adapters" / "v1" / "adapter_config.json", '{"r": 16}\n')
+    run_cli("lock", cwd=ws)
+    assert lock_of(ws, "tiny")["fingerprint"] != first["fingerprint"]
+
+
+def test_missing_local_base_model(ws: Path, run_cli: RunCLI) -> None:
+    write(ws / "recipes" / "tiny.yaml", LOCAL_RECIPE.replace("./models/tiny", "./models/gone"))
+    result = run_cli("lock", cwd=ws)
+    assert result.err.strip() == "ftctl: error: recipe tiny: base_model ./models/gone: no such directory"
