@@ -34,6 +34,7 @@ unit: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/lock.py
+	$(BIN)/python bench/verify.py
 
 clean:
 	rm -rf $(VENV) .ftctl outputs registry .pytest_cache .mypy_cache .ruff_cache

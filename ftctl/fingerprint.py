@@ -10,11 +10,12 @@ it. When in doubt a field is semantic.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Any
 
+from ftctl.canonical import canonical_json, sha256_of
 from ftctl.recipe.model import Recipe
+
+__all__ = ["canonical_json", "config_digest", "fingerprint", "sha256_of", "training_config"]
 
 SCHEME = 1  # bump when the definition below changes: every fingerprint changes with it
 
@@ -38,17 +39,6 @@ NON_SEMANTIC = frozenset(
 NON_SEMANTIC_PREFIXES = ("wandb_", "mlflow_")
 # Checkpoint and evaluation cadence picks the weights kept when these are set.
 _SELECTS_CHECKPOINTS = ("load_best_model_at_end", "early_stopping_patience")
-
-
-def canonical_json(value: Any) -> bytes:
-    """The one serialisation that is hashed: sorted keys, no whitespace, UTF-8, no NaN."""
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
-
-
-def sha256_of(value: Any) -> str:
-    return f"sha256:{hashlib.sha256(canonical_json(value)).hexdigest()}"
 
 
 def resolve_derived(config: dict[str, Any]) -> dict[str, Any]:

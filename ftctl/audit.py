@@ -1,0 +1,64 @@
+"""`ftctl audit`: check every manifest of the workspace, not just that it is signed.
+
+For each manifest: signature and trust, the statement's shape, that the recipe
+bytes at the recorded git commit have the recorded digest, and that the lock
+at that commit is the recorded one. A manifest attested from uncommitted
+files cannot be audited and fails.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from ftctl.gitinfo import file_at
+from ftctl.manifest import SUFFIX, ManifestError, VerifiedManifest, verify_file
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    path: Path
+    recipe: str
+    fingerprint: str | None
+    finished_on: str | None
+    ok: bool
+    reason: str
+
+
+def audit(root: Path, trusted: dict[str, Ed25519PublicKey]) -> list[AuditRow]:
+    rows = []
+    for path in sorted((root / "manifests").glob(f"*/*{SUFFIX}")):
+        try:
+            manifest = verify_file(path, trusted)
+        except ManifestError as exc:
+            rows.append(AuditRow(path, path.parent.name, None, None, False, exc.problem.message.split(": ", 1)[-1]))
+            continue
+        reason = _check_sources(root, manifest)
+        st = manifest.statement
+        rows.append(AuditRow(path, st.name, st.fingerprint, st.finished_on, reason is None, reason or "ok"))
+    return rows
+
+
+def _check_sources(root: Path, manifest: VerifiedManifest) -> str | None:
+    definition = manifest.statement.predicate.buildDefinition
+    if manifest.path.parent.name != definition.externalParameters.name:
+        return f"records recipe {definition.externalParameters.name} but lies under {manifest.path.parent.name}/"
+    commits = [d.digest["gitCommit"] for d in definition.resolvedDependencies
+               if d.name == "recipe_repository" and d.digest and "gitCommit" in d.digest]
+    if not commits:
+        return "no git commit recorded: the recipe cannot be checked"
+    if not definition.internalParameters.committed:
+        return "attested from uncommitted recipe or lock files"
+    commit = commits[0]
+    for label, ref in (("recipe", definition.externalParameters.recipe), ("lock", definition.internalParameters.lock)):
+        data = file_at(root, commit, ref.path)
+        if data is None:
+            return f"{ref.path} is not in git at {commit[:12]}"
+        if hashlib.sha256(data).hexdigest() != ref.digest.get("sha256"):
+            return f"the {label} bytes at {commit[:12]} differ from the recorded digest"
+    return None
+
+

@@ -1,0 +1,49 @@
+"""The one canonical JSON serialiser (for hashing and signing) and a strict JSON reader.
+
+Canonical: sorted keys, no whitespace, UTF-8, no NaN/Infinity. Strict
+reading rejects duplicate keys and NaN/Infinity, so two parsers can never
+disagree about what a signed document says (REFERENCE section 3).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+
+class JSONError(ValueError):
+    """Malformed or ambiguous JSON."""
+
+
+def canonical_json(value: Any) -> bytes:
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
+
+
+def sha256_of(value: Any) -> str:
+    return f"sha256:{hashlib.sha256(canonical_json(value)).hexdigest()}"
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise JSONError(f"duplicate key {key!r}")
+        out[key] = value
+    return out
+
+
+def _no_constant(name: str) -> Any:
+    raise JSONError(f"{name} is not allowed")
+
+
+def strict_loads(data: bytes | str) -> Any:
+    """Parse JSON, refusing duplicate keys and NaN/Infinity."""
+    try:
+        return json.loads(data, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+    except JSONError:
+        raise
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise JSONError(str(exc)) from None

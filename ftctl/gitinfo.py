@@ -1,0 +1,28 @@
+"""What git says about the workspace: the HEAD commit and the bytes of a file at a commit."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+
+def _git(root: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(["git", "-C", str(root), *args], capture_output=True, timeout=60, check=False)
+
+
+def head_commit(root: Path) -> str | None:
+    proc = _git(root, "rev-parse", "--verify", "-q", "HEAD")
+    text = proc.stdout.decode().strip()
+    return text if proc.returncode == 0 and len(text) == 40 else None
+
+
+def file_at(root: Path, commit: str, relpath: str) -> bytes | None:
+    """The bytes of ``relpath`` at ``commit``, or None if git does not have them."""
+    proc = _git(root, "show", f"{commit}:{relpath}")
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def remote_url(root: Path) -> str | None:
+    proc = _git(root, "remote", "get-url", "origin")
+    url = proc.stdout.decode().strip()
+    return url if proc.returncode == 0 and url and "@" not in url.split("://")[-1].split("/")[0] else None

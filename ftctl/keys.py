@@ -1,0 +1,137 @@
+"""Ed25519 signing keys: ``ftctl keygen``, the signing key from the environment, trusted keys.
+
+keyid = sha256 of the raw 32-byte public key (hex). The private key never
+enters the repository: keygen writes it outside (mode 0600) and signing reads
+it from ``FTCTL_SIGNING_KEY`` (PEM text or a path), optionally encrypted with
+``FTCTL_SIGNING_KEY_PASSPHRASE``. Nothing here ever prints key material.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from ftctl.errors import FtctlError
+from ftctl.refs import RECIPE_NAME_RE
+
+KEY_ENV = "FTCTL_SIGNING_KEY"
+PASSPHRASE_ENV = "FTCTL_SIGNING_KEY_PASSPHRASE"
+
+
+def keyid(public: Ed25519PublicKey) -> str:
+    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return hashlib.sha256(raw).hexdigest()
+
+
+def public_pem(public: Ed25519PublicKey) -> bytes:
+    return public.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+@dataclass(frozen=True)
+class KeygenResult:
+    keyid: str
+    private_path: Path
+    public_path: Path
+
+
+def default_private_dir() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "ftctl" / "keys"
+
+
+def keygen(name: str, workspace_root: Path, out: Path | None = None) -> KeygenResult:
+    """Create an Ed25519 key pair: private key outside the repository, public key in keys/."""
+    if not RECIPE_NAME_RE.match(name):
+        raise FtctlError(f"'{name}' is not a valid key name", hint="use lowercase letters, digits, '.', '_', '-'")
+    private_path = (out or default_private_dir() / f"{name}.key").expanduser().resolve()
+    public_path = workspace_root / "keys" / f"{name}.pub"
+    root = workspace_root.resolve()
+    if private_path.is_relative_to(root):
+        raise FtctlError(
+            f"refusing to write a private key inside the repository ({private_path})",
+            hint="choose --out outside the workspace; the default is ~/.config/ftctl/keys/",
+        )
+    for path in (private_path, public_path):
+        if path.exists():
+            raise FtctlError(f"{path} already exists", hint="choose another key name, or remove the old key first")
+    key = Ed25519PrivateKey.generate()
+    passphrase = os.environ.get(PASSPHRASE_ENV)
+    encryption: serialization.KeySerializationEncryption = (
+        serialization.BestAvailableEncryption(passphrase.encode()) if passphrase else serialization.NoEncryption()
+    )
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
+    private_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(pem)
+    from ftctl.atomic import write_atomic
+
+    write_atomic(public_path, public_pem(key.public_key()))
+    return KeygenResult(keyid(key.public_key()), private_path, public_path)
+
+
+def signing_key_from_env() -> Ed25519PrivateKey:
+    """The private key named by FTCTL_SIGNING_KEY (PEM text or a path to a PEM file)."""
+    value = os.environ.get(KEY_ENV)
+    if not value:
+        raise FtctlError(
+            f"no signing key: {KEY_ENV} is not set",
+            hint=f"set {KEY_ENV} to the PEM text or the path of a key made by `ftctl keygen`",
+        )
+    if "-----BEGIN" in value:
+        pem = value.encode()
+    else:
+        try:
+            pem = Path(value).expanduser().read_bytes()
+        except OSError as exc:
+            raise FtctlError(
+                f"{KEY_ENV} names a file that cannot be read ({exc.strerror})",
+                hint="give the path of a key made by `ftctl keygen`, or the PEM text",
+            ) from None
+    passphrase = os.environ.get(PASSPHRASE_ENV)
+    try:
+        key = serialization.load_pem_private_key(pem, passphrase.encode() if passphrase else None)
+    except TypeError:
+        raise FtctlError(
+            f"the signing key is encrypted and {PASSPHRASE_ENV} is not set"
+            if not passphrase
+            else "the signing key is not encrypted but a passphrase was given",
+            hint=f"set or unset {PASSPHRASE_ENV}",
+        ) from None
+    except (ValueError, UnsupportedAlgorithm):
+        raise FtctlError(
+            f"{KEY_ENV} is not a readable private key (wrong passphrase or not PEM)",
+            hint="use a key made by `ftctl keygen`",
+        ) from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise FtctlError("the signing key is not an Ed25519 key", hint="make one with `ftctl keygen`")
+    return key
+
+
+def load_public_key(path: Path) -> Ed25519PublicKey:
+    try:
+        key = serialization.load_pem_public_key(path.read_bytes())
+    except (OSError, ValueError, UnsupportedAlgorithm) as exc:
+        raise FtctlError(f"{path}: not a readable public key ({exc})", hint="regenerate it with `ftctl keygen`") from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise FtctlError(f"{path}: not an Ed25519 public key")
+    return key
+
+
+def trusted_keys(root: Path, patterns: list[str]) -> dict[str, Ed25519PublicKey]:
+    """keyid -> public key for every key file matching the workspace's ``trust`` globs."""
+    keys: dict[str, Ed25519PublicKey] = {}
+    for pattern in patterns:
+        for name in sorted(glob.glob(str(root / pattern))):
+            key = load_public_key(Path(name))
+            keys[keyid(key)] = key
+    return keys

@@ -1,0 +1,102 @@
+"""How manifests read for people: verify, show, log and audit output."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ftctl.audit import AuditRow
+from ftctl.manifest import VerifiedManifest
+from ftctl.state import RecipeState
+from ftctl.yamlio import display_path
+
+
+def short(fingerprint: str | None) -> str:
+    return (fingerprint or "-").removeprefix("sha256:")[:12]
+
+
+def summary(manifest: VerifiedManifest) -> dict[str, Any]:
+    st = manifest.statement
+    definition = st.predicate.buildDefinition
+    return {
+        "manifest": display_path(manifest.path),
+        "recipe": st.name,
+        "fingerprint": st.fingerprint,
+        "finishedOn": st.finished_on,
+        "keyids": list(manifest.keyids),
+        "subjects": {s.name: s.digest["sha256"] for s in st.subject},
+        "dependencies": {d.name or "": d.uri or "" for d in definition.resolvedDependencies},
+        "metrics": metrics(manifest),
+    }
+
+
+def metrics(manifest: VerifiedManifest) -> dict[str, Any]:
+    for entry in manifest.statement.predicate.runDetails.byproducts:
+        if entry.name == "result.json" and entry.annotations:
+            found = entry.annotations.get("metrics")
+            return dict(found) if isinstance(found, dict) else {}
+    return {}
+
+
+def show_lines(manifest: VerifiedManifest) -> list[str]:
+    info = summary(manifest)
+    st = manifest.statement
+    run = st.predicate.runDetails
+    lines = [
+        f"manifest     {info['manifest']}",
+        f"recipe       {st.name} ({st.predicate.buildDefinition.externalParameters.recipe.path})",
+        f"fingerprint  {st.fingerprint}",
+        f"run          {run.metadata.startedOn} -> {run.metadata.finishedOn} ({run.builder.id})",
+        f"signed by    {', '.join(k[:16] for k in manifest.keyids)}",
+        "subjects:",
+        *[f"  {digest[:16]}  {name}" for name, digest in info["subjects"].items()],
+        "inputs:",
+        *[f"  {name:<18} {uri}" for name, uri in info["dependencies"].items()],
+    ]
+    if info["metrics"]:
+        lines.append("metrics:")
+        lines.extend(f"  {k}: {v}" for k, v in sorted(info["metrics"].items()))
+    return lines
+
+
+def _inputs(manifest: VerifiedManifest) -> dict[str, str]:
+    definition = manifest.statement.predicate.buildDefinition
+    out = {d.name or "": str(sorted((d.digest or {}).items())) for d in definition.resolvedDependencies
+           if d.name not in ("recipe_repository",)}
+    out["recipe"] = str(definition.externalParameters.recipe.digest)
+    return out
+
+
+def why(previous: VerifiedManifest | None, current: VerifiedManifest) -> str:
+    if previous is None:
+        return "first run"
+    before, after = _inputs(previous), _inputs(current)
+    changed = [name for name in after if before.get(name) != after[name]]
+    changed += [name for name in before if name not in after]
+    if previous.statement.fingerprint == current.statement.fingerprint:
+        return "same fingerprint (re-run)"
+    return "changed: " + ", ".join(sorted(set(changed))) if changed else "changed: trainer"
+
+
+def log_lines(state: RecipeState) -> list[str]:
+    lines = []
+    previous = None
+    entries = []
+    for manifest in state.manifests:
+        entries.append((manifest, why(previous, manifest)))
+        previous = manifest
+    for manifest, reason in reversed(entries):
+        shown = ", ".join(f"{k}={v}" for k, v in sorted(metrics(manifest).items())) or "-"
+        lines.append(f"{manifest.statement.finished_on}  {short(manifest.statement.fingerprint)}  {reason}  [{shown}]")
+    lines.extend(f"REJECTED {display_path(path)}: {reason}" for path, reason in state.rejected)
+    return lines
+
+
+def audit_lines(rows: list[AuditRow]) -> list[str]:
+    width = max([6, *(len(r.recipe) for r in rows)])
+    lines = [f"{'recipe':<{width}}  {'finished':<20}  {'fingerprint':<12}  result"]
+    for row in rows:
+        status = "ok" if row.ok else f"FAIL: {row.reason}"
+        lines.append(f"{row.recipe:<{width}}  {row.finished_on or '-':<20}  {short(row.fingerprint):<12}  {status}")
+    failed = sum(not r.ok for r in rows)
+    lines.append(f"{len(rows)} manifest{'s' if len(rows) != 1 else ''}, {failed} failed")
+    return lines

