@@ -36,7 +36,7 @@ def statement(i: int, subjects: dict[str, str]) -> dict[str, object]:
                 "buildType": "https://ftctl.dev/buildtypes/fine-tune/v1",
                 "externalParameters": {"name": f"r{i:04d}", "recipe": {"path": f"recipes/r{i:04d}.yaml", "digest": {"sha256": fp}},
                                        "base_model": "org/model", "datasets": ["data/train.jsonl"], "seed": "42"},
-                "internalParameters": {"fingerprint": f"sha256:{fp}", "lock": {"path": f"lockfiles/r{i:04d}.lock", "digest": {"sha256": fp}},
+                "internalParameters": {"fingerprint": f"sha256:{fp}", "config": {"lora_r": 8}, "lock": {"path": f"lockfiles/r{i:04d}.lock", "digest": {"sha256": fp}},
                                        "determinism": {}, "platform": {"python": "3.11"}, "committed": True},
                 "resolvedDependencies": [
                     {"name": "base_model", "uri": f"pkg:huggingface/org/model@{'a' * 40}", "digest": {"gitCommit": "a" * 40}},

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ftctl import __version__
 from ftctl.errors import FtctlError
+from ftctl.fingerprint import training_config
 from ftctl.gitinfo import file_at, head_commit, remote_url
 from ftctl.lockfile import DvcPin, HfPin, LocalPin, Lockfile, RecipePin
 from ftctl.manifest import sign_statement, write_manifest
@@ -59,7 +60,8 @@ def utc(stamp: str, what: str) -> str:
     return parsed.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _pin(name: str, pin: HfPin | LocalPin | DvcPin | RecipePin, kind: str = "model") -> dict[str, Any]:
+def pin_descriptor(name: str, pin: HfPin | LocalPin | DvcPin | RecipePin, kind: str = "model") -> dict[str, Any]:
+    """A lock pin as an SLSA resource descriptor (plan compares these with recorded ones)."""
     if isinstance(pin, HfPin):
         repo = pin.ref.partition("@")[0]
         prefix = "pkg:huggingface/" + ("datasets/" if kind == "dataset" else "")
@@ -98,10 +100,10 @@ def build_statement(
             f"{lock.fingerprint}",
             hint="attest the run with the recipe and lock it was trained from",
         )
-    dependencies = [_pin("base_model", lock.base_model)]
+    dependencies = [pin_descriptor("base_model", lock.base_model)]
     if lock.lora_model_dir is not None:
-        dependencies.append(_pin("lora_model_dir", lock.lora_model_dir))
-    dependencies += [_pin(f"datasets[{i}]", pin, "dataset") for i, pin in enumerate(lock.datasets)]
+        dependencies.append(pin_descriptor("lora_model_dir", lock.lora_model_dir))
+    dependencies += [pin_descriptor(f"datasets[{i}]", pin, "dataset") for i, pin in enumerate(lock.datasets)]
     dependencies.append({
         "name": "pins", "uri": f"file:{lock.pins.path}", "digest": {"sha256": lock.pins.digest.removeprefix("sha256:")},
         "annotations": {"packages": dict(lock.pins.packages)},
@@ -137,6 +139,7 @@ def build_statement(
                 },
                 "internalParameters": {
                     "fingerprint": lock.fingerprint,
+                    "config": training_config(recipe),
                     "lock": {"path": lock_rel, "digest": {"sha256": hashlib.sha256(lock_bytes).hexdigest()}},
                     "determinism": run.result.get("determinism") if isinstance(run.result.get("determinism"), dict) else {},
                     "platform": platform_summary,

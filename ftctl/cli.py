@@ -142,6 +142,53 @@ def lock(names: tuple[str, ...], update: bool, check: bool, pins_from_env: bool)
         echo(line, stderr=True)
 
 
+@cli.command()
+@click.option("--target", "targets", multiple=True, metavar="NAME", help="Plan only NAME and the recipes built on it.")
+@click.option("--replace", "replace", multiple=True, metavar="NAME", help="Retrain NAME even if nothing changed.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Save the plan for `apply FILE`.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON (docs/plan-json.md).")
+@click.option("--markdown", "as_markdown", is_flag=True, help="Print the plan as one pull-request comment.")
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 0 with no changes, 2 with changes, 1 on error.")
+def plan(
+    targets: tuple[str, ...], replace: tuple[str, ...], out: Path | None, as_json: bool, as_markdown: bool,
+    detailed_exitcode: bool,
+) -> None:
+    """Show which trainings must run, and why (offline, nothing is written but --out)."""
+    import json
+
+    with importing():
+        from ftctl.plan import make_plan
+        from ftctl.plan_inputs import gather
+        from ftctl.render_plan import markdown, terminal_lines, to_json
+        from ftctl.savedplan import save_plan
+        from ftctl.workspace import discover
+
+    if as_json and as_markdown:
+        raise UsageError("choose one of --json and --markdown")
+    workspace = discover(Path.cwd())
+    inputs = gather(workspace)
+    known = set(inputs.desired) | set(inputs.recorded)
+    for name in (*targets, *replace):
+        if name not in known:
+            from ftctl.model_errors import did_you_mean
+
+            raise UsageError(f"no recipe named '{name}'", hint=did_you_mean(name, sorted(known)))
+    result = make_plan(inputs.desired, inputs.recorded, in_registry=inputs.in_registry, replace=replace, targets=targets)
+    if out is not None:
+        save_plan(out, workspace, to_json(result), inputs.digests)
+    if as_json:
+        click.echo(json.dumps(to_json(result), indent=2, sort_keys=True))
+    elif as_markdown:
+        click.echo(markdown(result), nl=False)
+    else:
+        for text, markup in terminal_lines(result):
+            echo(text, markup=markup)
+    if out is not None:
+        echo(f"saved the plan to {out}; `ftctl apply {out}` applies exactly this plan", stderr=True)
+    if detailed_exitcode and result.has_changes:
+        raise SystemExit(2)
+
+
 def _trusted() -> tuple[Path, dict[str, Ed25519PublicKey]]:
     from ftctl.keys import trusted_keys
     from ftctl.workspace import discover
@@ -260,7 +307,8 @@ def audit_command(as_json: bool) -> None:
     import json
 
     from ftctl.audit import audit as run_audit
-    from ftctl.render_manifest import audit_lines
+    from ftctl.render_manifest import AUDIT_HEADERS, audit_rows, audit_summary
+    from ftctl.ui import table
 
     root, trusted = _trusted()
     rows = run_audit(root, trusted)
@@ -268,8 +316,8 @@ def audit_command(as_json: bool) -> None:
         click.echo(json.dumps([{"manifest": str(r.path.relative_to(root)), "recipe": r.recipe, "fingerprint": r.fingerprint,
                                 "finishedOn": r.finished_on, "ok": r.ok, "reason": r.reason} for r in rows], indent=2))
     else:
-        for line in audit_lines(rows):
-            echo(line)
+        table(AUDIT_HEADERS, audit_rows(rows))
+        echo(audit_summary(rows))
     if any(not r.ok for r in rows):
         raise SystemExit(1)
 

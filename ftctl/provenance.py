@@ -88,6 +88,7 @@ class ExternalParameters(_Strict):
 
 class InternalParameters(_Strict):
     fingerprint: Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")]
+    config: dict[str, Any]  # the training config the fingerprint hashed (docs/fingerprint.md)
     lock: DigestRef
     determinism: dict[str, Any]
     platform: dict[str, Any]

@@ -91,12 +91,16 @@ def log_lines(state: RecipeState) -> list[str]:
     return lines
 
 
-def audit_lines(rows: list[AuditRow]) -> list[str]:
-    width = max([6, *(len(r.recipe) for r in rows)])
-    lines = [f"{'recipe':<{width}}  {'finished':<20}  {'fingerprint':<12}  result"]
-    for row in rows:
-        status = "ok" if row.ok else f"FAIL: {row.reason}"
-        lines.append(f"{row.recipe:<{width}}  {row.finished_on or '-':<20}  {short(row.fingerprint):<12}  {status}")
+AUDIT_HEADERS = ["recipe", "finished", "fingerprint", "result"]
+
+
+def audit_rows(rows: list[AuditRow]) -> list[list[str]]:
+    return [
+        [row.recipe, row.finished_on or "-", short(row.fingerprint), "ok" if row.ok else f"FAIL: {row.reason}"]
+        for row in rows
+    ]
+
+
+def audit_summary(rows: list[AuditRow]) -> str:
     failed = sum(not r.ok for r in rows)
-    lines.append(f"{len(rows)} manifest{'s' if len(rows) != 1 else ''}, {failed} failed")
-    return lines
+    return f"{len(rows)} manifest{'s' if len(rows) != 1 else ''}, {failed} failed"

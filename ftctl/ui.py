@@ -40,3 +40,20 @@ def escape(text: str) -> str:
     from rich.markup import escape as rich_escape
 
     return rich_escape(text)
+
+
+def table(headers: list[str], rows: list[list[str]], *, stderr: bool = False) -> None:
+    """A table: rich on a terminal, aligned plain text otherwise."""
+    stream = _stream(stderr)
+    if stream.isatty():
+        from rich.table import Table
+
+        grid = Table(*headers, show_edge=False, header_style="bold")
+        for row in rows:
+            grid.add_row(*(escape(cell) for cell in row))
+        _console(stderr).print(grid)
+        return
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
+    for line in [headers, *rows]:
+        stream.write("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip() + "\n")
+    stream.flush()

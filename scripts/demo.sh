@@ -14,6 +14,8 @@ step ftctl validate examples/
 # Pin every input: the tiny model by content, the datasets as DVC recorded them.
 step ftctl lock
 step ftctl lock --check
+# Nothing has been trained and recorded yet, so the plan creates both.
+step ftctl plan
 
 # Scratch files live in .ftctl/ (git-ignored), so the repository stays clean.
 demo=.ftctl/demo
@@ -27,4 +29,4 @@ if ftctl validate "$demo/typo.yaml"; then echo "expected validate to fail" >&2; 
 step ftctl init "$demo/new-workspace"
 step ftctl -C "$demo/new-workspace" validate
 echo
-echo "demo finished: every recipe and example is valid, every lock up to date."
+echo "demo finished: every recipe and example is valid, every lock up to date, the plan made."

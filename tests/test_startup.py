@@ -32,7 +32,7 @@ sys.stderr.write("HEAVY=" + json.dumps(heavy) + "\\n")
 @pytest.mark.parametrize(
     "args",
     [["--help"], ["--version"], ["validate"], ["validate", "examples"], ["validate", "tests/bad_recipes"],
-     ["schema"], ["lock", "--check"], ["verify", "missing.intoto.json"], ["audit"]],
+     ["schema"], ["lock", "--check"], ["verify", "missing.intoto.json"], ["audit"], ["plan"]],
     ids=lambda a: " ".join(a),
 )
 def test_light_commands_import_no_training_stack(args: list[str]) -> None:

@@ -1,0 +1,145 @@
+"""Plan output: terminal (Terraform-like), Markdown (one PR comment), JSON (format_version 1)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ftctl import __version__
+from ftctl.plan import SYMBOLS, Change, Estimate, Plan, Reason
+
+FORMAT_VERSION = 1
+MARKDOWN_LIMIT = 60_000
+COLOURS = {"create": "green", "retrain": "yellow", "restore": "cyan", "republish": "blue", "retire": "red"}
+
+
+def estimate_text(estimate: Estimate | None) -> str | None:
+    if estimate is None:
+        return None
+    tokens = f"~{_count(estimate.tokens)} tokens" if estimate.tokens is not None else "tokens unknown"
+    params = f"{_count(estimate.params)} params" if estimate.params is not None else "params unknown"
+    hours = f"~{estimate.gpu_hours:.2g} GPU-hours on {estimate.accelerator}" if estimate.gpu_hours is not None else "GPU-hours unknown"
+    return f"estimate: {tokens}, {params}, {hours} ({estimate.basis})"
+
+
+def _count(value: int | None) -> str:
+    if value is None:
+        return "?"
+    for unit, size in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if value >= size:
+            return f"{value / size:.3g}{unit}"
+    return str(value)
+
+
+def reason_line(reason: Reason) -> str:
+    return f"{reason.kind:<19} {reason.text()}" if reason.text() != reason.kind else reason.kind
+
+
+def terminal_lines(plan: Plan) -> list[tuple[str, str]]:
+    """(plain text, rich markup) for each line."""
+    from ftctl.ui import escape
+
+    lines: list[tuple[str, str]] = []
+    for warning in plan.warnings:
+        text = f"warning: {warning}"
+        lines.append((text, f"[yellow]{escape(text)}[/yellow]"))
+    changed = [c for c in plan.changes if c.action != "no-op"]
+    if changed:
+        lines.append(("ftctl will perform these actions:", "[bold]ftctl will perform these actions:[/bold]"))
+    for change in changed:
+        head = f"  {SYMBOLS[change.action]:>3} {change.recipe}  {change.action}"
+        colour = COLOURS.get(change.action, "white")
+        lines.append(("", ""))
+        lines.append((head, f"[{colour}]{escape(head)}[/{colour}]"))
+        for reason in change.reasons:
+            text = f"        {reason_line(reason)}"
+            lines.append((text, escape(text)))
+        estimate = estimate_text(change.estimate)
+        if estimate:
+            text = f"        {estimate}"
+            lines.append((text, f"[dim]{escape(text)}[/dim]"))
+    unchanged = [c.recipe for c in plan.changes if c.action == "no-op"]
+    if unchanged:
+        text = f"unchanged: {', '.join(unchanged)}"
+        lines.append(("", ""))
+        lines.append((text, f"[dim]{escape(text)}[/dim]"))
+    lines.append(("", ""))
+    lines.append((plan.summary(), f"[bold]{escape(plan.summary())}[/bold]"))
+    return lines
+
+
+def to_json(plan: Plan) -> dict[str, Any]:
+    return {
+        "format_version": FORMAT_VERSION,
+        "ftctl_version": __version__,
+        "summary": {
+            "train": plan.count("create", "retrain"),
+            "restore": plan.count("restore"),
+            "republish": plan.count("republish"),
+            "retire": plan.count("retire"),
+            "unchanged": plan.count("no-op"),
+        },
+        "changes": [_change_json(c) for c in plan.changes],
+        "warnings": list(plan.warnings),
+    }
+
+
+def _change_json(change: Change) -> dict[str, Any]:
+    estimate = change.estimate
+    return {
+        "recipe": change.recipe,
+        "action": change.action,
+        "reasons": [{"kind": r.kind, "path": r.path, "old": r.old, "new": r.new} for r in change.reasons],
+        "before": change.before,
+        "after": change.after,
+        "fingerprint": change.fingerprint,
+        "estimate": None if estimate is None else {
+            "tokens": estimate.tokens,
+            "params": estimate.params,
+            "accelerator": estimate.accelerator,
+            "gpu_hours": None if estimate.gpu_hours is None else round(estimate.gpu_hours, 4),
+            "basis": estimate.basis,
+            "is_estimate": True,
+        },
+    }
+
+
+def markdown(plan: Plan, limit: int = MARKDOWN_LIMIT) -> str:
+    """One PR comment: a summary line, a collapsible section per change, cut under ``limit``."""
+    head = f"### ftctl plan\n\n**{plan.summary()}**\n"
+    parts = [head]
+    if plan.warnings:
+        parts.append("\n" + "\n".join(f"> :warning: {w}" for w in plan.warnings) + "\n")
+    sections = [_section(c) for c in plan.changes if c.action != "no-op"]
+    unchanged = [c.recipe for c in plan.changes if c.action == "no-op"]
+    tail = f"\nUnchanged: {', '.join(f'`{n}`' for n in unchanged)}\n" if unchanged else ""
+    used = sum(len(p) for p in parts) + len(tail)
+    shown = 0
+    for section in sections:
+        note_room = 200
+        if used + len(section) + note_room > limit:
+            break
+        parts.append(section)
+        used += len(section)
+        shown += 1
+    if shown < len(sections):
+        parts.append(
+            f"\n_{len(sections) - shown} more change(s) not shown: the comment would exceed "
+            f"{limit:,} characters. Run `ftctl plan` for the full plan._\n"
+        )
+    parts.append(tail)
+    return "".join(parts)
+
+
+def _section(change: Change) -> str:
+    first = change.reasons[0].text() if change.reasons else change.action
+    rows = "\n".join(f"| {r.kind} | `{_md(r.text())}` |" for r in change.reasons)
+    estimate = estimate_text(change.estimate)
+    extra = f"\n\n{_md(estimate)}" if estimate else ""
+    return (
+        f"\n<details><summary><code>{SYMBOLS[change.action].strip() or ' '} {change.recipe}</code> "
+        f"{change.action}: {_md(first)}</summary>\n\n| reason | change |\n|---|---|\n{rows}{extra}\n\n</details>\n"
+    )
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|").replace("`", "'").replace("<", "&lt;")

@@ -1,0 +1,66 @@
+"""``plan --out FILE``: a plan saved with the digest of everything it was made from.
+
+Apply refuses a saved plan that is stale: any recipe, lock, pins file,
+manifest or trusted key added, removed or changed since, git HEAD moved, or a
+different ftctl. A plan made from an empty state records that emptiness, so
+it is stale as soon as any state exists (Terraform's "applied twice" gap).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ftctl import __version__
+from ftctl.atomic import write_atomic
+from ftctl.canonical import JSONError, strict_loads
+from ftctl.errors import FtctlError
+from ftctl.gitinfo import head_commit
+from ftctl.plan_inputs import input_digests
+from ftctl.workspace import Workspace
+
+SAVED_FORMAT = 1
+
+
+def save_plan(path: Path, workspace: Workspace, plan_json: dict[str, Any], digests: dict[str, dict[str, str]]) -> None:
+    body = {
+        "saved_plan_format": SAVED_FORMAT,
+        "ftctl_version": __version__,
+        "git_head": head_commit(workspace.root),
+        "inputs": digests,
+        "plan": plan_json,
+    }
+    write_atomic(path, json.dumps(body, indent=2, sort_keys=True) + "\n")
+
+
+def load_saved(path: Path) -> dict[str, Any]:
+    try:
+        body = strict_loads(path.read_bytes())
+    except (OSError, JSONError) as exc:
+        raise FtctlError(f"{path}: not a saved plan ({exc})", hint="make one with `ftctl plan --out FILE`") from None
+    if not isinstance(body, dict) or body.get("saved_plan_format") != SAVED_FORMAT:
+        raise FtctlError(f"{path}: not a saved plan of this ftctl", hint="make one with `ftctl plan --out FILE`")
+    return body
+
+
+def staleness(saved: dict[str, Any], workspace: Workspace) -> list[str]:
+    """Why a saved plan no longer describes the workspace; empty when it still does."""
+    reasons = []
+    if saved.get("ftctl_version") != __version__:
+        reasons.append(f"made by ftctl {saved.get('ftctl_version')}, this is {__version__}")
+    head = head_commit(workspace.root)
+    if saved.get("git_head") != head:
+        reasons.append(f"git HEAD moved: {str(saved.get('git_head'))[:12]} -> {str(head)[:12]}")
+    now = input_digests(workspace)
+    before = saved.get("inputs") or {}
+    for kind in sorted(set(now) | set(before)):
+        old, new = before.get(kind, {}), now.get(kind, {})
+        for name in sorted(set(old) | set(new)):
+            if name not in old:
+                reasons.append(f"{name} was added")
+            elif name not in new:
+                reasons.append(f"{name} was removed")
+            elif old[name] != new[name]:
+                reasons.append(f"{name} changed")
+    return reasons
