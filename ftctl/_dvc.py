@@ -11,6 +11,7 @@ own code), from per-file md5s kept in ftctl's stat cache.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,24 +45,51 @@ def find_repo(start: Path) -> Path | None:
     return None
 
 
-def find_record(repo: Path, target: Path) -> DvcRecord | None:
-    """DVC's record for ``target`` (an absolute path inside ``repo``), or None if untracked."""
-    dvc_file = target.with_name(target.name + ".dvc")
-    if dvc_file.is_file():
-        record = _from_outs(_load(dvc_file, repo), target.parent, target, dvc_file, repo)
-        if record is not None:
-            return record
-    for lock in sorted(repo.rglob("dvc.lock")):
-        if ".dvc" in lock.relative_to(repo).parts:
-            continue
-        data = _load(lock, repo)
+# Directories never searched for dvc.lock files: tool state, not pipelines.
+_PRUNE = frozenset({".git", ".dvc", ".ftctl", "node_modules", "__pycache__", ".venv", "manifests", "lockfiles"})
+
+
+class DvcIndex:
+    """DVC's records in one repository; every dvc.lock is found and parsed once per run."""
+
+    def __init__(self, repo: Path) -> None:
+        self.repo = repo
+        self._stage_outs: dict[Path, DvcRecord] | None = None
+
+    def find(self, target: Path) -> DvcRecord | None:
+        """DVC's record for ``target`` (an absolute path inside the repo), or None if untracked."""
+        dvc_file = target.with_name(target.name + ".dvc")
+        if dvc_file.is_file():
+            record = _from_outs(_load(dvc_file, self.repo), target.parent, target, dvc_file, self.repo)
+            if record is not None:
+                return record
+        return self._outs().get(target.resolve())
+
+    def _outs(self) -> dict[Path, DvcRecord]:
+        if self._stage_outs is None:
+            self._stage_outs = {}
+            for directory, dirnames, filenames in os.walk(self.repo):
+                dirnames[:] = sorted(d for d in dirnames if d not in _PRUNE and not d.startswith("."))
+                if "dvc.lock" in filenames:
+                    self._index_lock(Path(directory) / "dvc.lock")
+        return self._stage_outs
+
+    def _index_lock(self, lock: Path) -> None:
+        assert self._stage_outs is not None
+        data = _load(lock, self.repo)
         stages = data.get("stages") if isinstance(data, dict) else None
         for stage in (stages or {}).values():
-            if isinstance(stage, dict):
-                record = _from_outs(stage, lock.parent, target, lock, repo)
-                if record is not None:
-                    return record
-    return None
+            for out in (stage.get("outs") or []) if isinstance(stage, dict) else []:
+                if isinstance(out, dict) and "path" in out:
+                    target = (lock.parent / str(out["path"])).resolve()
+                    record = _from_outs({"outs": [out]}, lock.parent, target, lock, self.repo)
+                    if record is not None:
+                        self._stage_outs.setdefault(target, record)
+
+
+def find_record(repo: Path, target: Path) -> DvcRecord | None:
+    """DVC's record for ``target`` (an absolute path inside ``repo``), or None if untracked."""
+    return DvcIndex(repo).find(target)
 
 
 def _load(path: Path, repo: Path) -> Any:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ftctl import __version__
-from ftctl._dvc import find_record, find_repo, workspace_md5
+from ftctl._dvc import DvcIndex, find_repo, workspace_md5
 from ftctl.atomic import write_atomic
 from ftctl.check import check_paths
 from ftctl.dag import find_cycle, topological_order
@@ -175,8 +175,17 @@ class _Resolver:
         self.root = workspace.root
         self.cache = cache
         self.network = network
-        self.warnings: list[str] = []
+        self.unversioned: dict[str, list[str]] = {}  # path -> recipes using it
         self.dvc_repo = find_repo(self.root)
+        self.dvc_index = DvcIndex(self.dvc_repo) if self.dvc_repo is not None else None
+
+    @property
+    def warnings(self) -> list[str]:
+        out = []
+        for path, users in sorted(self.unversioned.items()):
+            shown = ", ".join(users[:3]) + (f" and {len(users) - 3} more" if len(users) > 3 else "")
+            out.append(f"{path} is not versioned (not tracked by DVC); pinned by content (used by {shown})")
+        return out
 
     def lock_one(
         self, item: LoadedRecipe, computed: dict[str, LockOutcome], update: bool
@@ -231,7 +240,10 @@ class _Resolver:
             identities.append({"lora_model_dir": adapter.identity()})
         return Lockfile(
             version=1,
-            recipe=RecipeEntry(path=item.shown, digest=config_digest(recipe)),
+            recipe=RecipeEntry(
+                path=item.path.resolve().relative_to(self.root.resolve()).as_posix(),
+                digest=config_digest(recipe),
+            ),
             base_model=base,
             lora_model_dir=adapter,
             datasets=inputs,
@@ -270,8 +282,8 @@ class _Resolver:
 
     def _dataset(self, text: str, keep: Lockfile | None, where: str) -> HfPin | LocalPin | DvcPin:
         target = (self.root / text).resolve() if not Path(text).expanduser().is_absolute() else Path(text).expanduser()
-        if self.dvc_repo is not None and target.is_relative_to(self.dvc_repo):
-            record = find_record(self.dvc_repo, target)
+        if self.dvc_index is not None and self.dvc_repo is not None and target.is_relative_to(self.dvc_repo):
+            record = self.dvc_index.find(target)
             if record is not None:
                 if target.exists():
                     actual = workspace_md5(target, record.legacy, self.cache)
@@ -284,7 +296,10 @@ class _Resolver:
                 return DvcPin(ref=text, source="dvc", md5=record.md5, size=record.size, nfiles=record.nfiles)
         if target.exists():
             digest = tree_digest(target, text, self.cache)
-            self.warnings.append(f"{where}: {text} is not versioned (not tracked by DVC); pinned by content")
+            users = self.unversioned.setdefault(text, [])
+            recipe = where.split(":")[0].removeprefix("recipe ")
+            if recipe not in users:
+                users.append(recipe)
             return LocalPin(ref=text, source="local", digest=digest.digest, size=digest.size, nfiles=digest.nfiles)
         repo_id, revision = split_revision(text)
         if check_hf_id(repo_id) is not None:

@@ -3,8 +3,8 @@
 Discovery (documented in docs/workspace.md): starting at the working
 directory (or ``-C DIR``), the nearest ancestor holding ``ftctl.yaml`` is the
 root, searching no higher than the enclosing git repository. Without an
-``ftctl.yaml`` the starting directory is the root and every setting takes its
-default, so a directory with a ``recipes/`` folder is a workspace as it is.
+``ftctl.yaml`` the repository's top level is the root (the starting directory
+outside git) and every setting takes its default.
 """
 
 from __future__ import annotations
@@ -119,12 +119,18 @@ def find_root(start: Path) -> Path | None:
     return None
 
 
+def git_top(start: Path) -> Path | None:
+    """The nearest directory from ``start`` up that holds ``.git``."""
+    return next((d for d in (start, *start.parents) if (d / ".git").exists()), None)
+
+
 def discover(start: Path) -> Workspace:
     """The workspace that ``start`` (a directory) belongs to."""
     start = start.resolve()
     root = find_root(start)
     if root is None:
-        return Workspace(start, WorkspaceConfig())
+        # No ftctl.yaml: the repository's top level, as DVC and git find theirs.
+        return Workspace(git_top(start) or start, WorkspaceConfig())
     config_path = root / CONFIG_NAME
     return Workspace(root, load_config(config_path), config_path)
 

@@ -1,0 +1,142 @@
+"""Plan benchmark: `ftctl plan` over 1,000 recipes next to `dvc status` on the same pipeline.
+
+    python bench/plan.py [--recipes 1000] [--runs 5]
+
+Builds a workspace of N recipes with fresh locks and one signed manifest each
+(so nothing needs to train), and an equivalent dvc.yaml with one stage per
+recipe depending on the recipe file and its dataset, recorded with
+`dvc commit`. Times, as whole processes (median of --runs, caches warm):
+`ftctl plan` with no change and with 10 changed (and re-locked) recipes, and
+`dvc status` in the same two states. Targets: plan under 0.5 s, and at least
+10x faster than `dvc status`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+RECIPE = """\
+base_model: ./models/tiny
+adapter: lora
+lora_r: {r}
+datasets:
+  - path: data/train.jsonl
+    type: alpaca
+micro_batch_size: 2
+gradient_accumulation_steps: 2
+learning_rate: 0.001
+"""
+ENV = {**os.environ, "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@e",
+       "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@e"}
+
+
+def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(cmd, cwd=cwd, env=ENV, capture_output=True, check=check)
+
+
+def median_wall(cmd: list[str], cwd: Path, runs: int, ok: tuple[int, ...] = (0,)) -> float:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        proc = subprocess.run(cmd, cwd=cwd, env=ENV, capture_output=True)
+        times.append(time.perf_counter() - start)
+        if proc.returncode not in ok:
+            raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.decode()[-500:]}")
+    return statistics.median(times)
+
+
+def build(root: Path, n: int) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from ftctl.attest import build_statement
+    from ftctl.keys import public_pem
+    from ftctl.lock import compute_locks, load_workspace_recipes, write_locks
+    from ftctl.manifest import sign_statement, write_manifest
+    from ftctl.rundir import RunDir
+    from ftctl.workspace import discover
+
+    (root / "models" / "tiny").mkdir(parents=True)
+    (root / "models" / "tiny" / "config.json").write_text("{}\n")
+    (root / "data").mkdir()
+    (root / "data" / "train.jsonl").write_text('{"instruction": "a", "output": "b"}\n' * 100)
+    (root / "recipes").mkdir()
+    for i in range(n):
+        (root / "recipes" / f"r{i:04d}.yaml").write_text(RECIPE.format(r=i % 64 + 1))
+    (root / ".gitignore").write_text(".ftctl/\nrun/\n")
+    run(["git", "init", "-q"], root)
+    key = Ed25519PrivateKey.generate()
+    (root / "keys").mkdir()
+    (root / "keys" / "bench.pub").write_bytes(public_pem(key.public_key()))
+    workspace = discover(root)
+    recipes = load_workspace_recipes(workspace)
+    write_locks(compute_locks(workspace, recipes))
+    run(["git", "add", "-A"], root)
+    run(["git", "commit", "-qm", "recipes"], root)
+    rundir = root / "run"
+    (rundir / "adapter").mkdir(parents=True)
+    (rundir / "adapter" / "adapter_model.safetensors").write_text("weights")
+    (rundir / "train-log.jsonl").write_text("{}\n")
+    (rundir / "environment.json").write_text("{}")
+    (rundir / "result.json").write_text(json.dumps({"started_at": "2026-11-24T10:00:00Z", "finished_at": "2026-11-24T11:00:00Z", "host": "bench"}))
+    run_info = RunDir(rundir, json.loads((rundir / "result.json").read_text()), {})
+    report = compute_locks(workspace, recipes)
+    for outcome in report.outcomes:
+        assert outcome.old is not None
+        lock_bytes = outcome.path.read_bytes()
+        statement = build_statement(workspace, recipes[outcome.name], outcome.old, f"lockfiles/{outcome.name}.lock", lock_bytes, run_info)
+        write_manifest(root, statement, sign_statement(statement, key))
+    run(["git", "add", "-A"], root)
+    run(["git", "commit", "-qm", "manifests"], root)
+    # The same pipeline for DVC: one stage per recipe, depending on the recipe and its dataset.
+    run([sys.executable, "-m", "dvc", "init", "-q"], root)
+    stages = {f"r{i:04d}": {"cmd": "true", "deps": [f"recipes/r{i:04d}.yaml", "data/train.jsonl"]} for i in range(n)}
+    (root / "dvc.yaml").write_text(json.dumps({"stages": stages}, indent=1))
+    run([sys.executable, "-m", "dvc", "commit", "-f", "-q"], root)
+
+
+def change(root: Path, count: int) -> None:
+    for i in range(count):
+        path = root / "recipes" / f"r{i:04d}.yaml"
+        path.write_text(path.read_text().replace("learning_rate: 0.001", "learning_rate: 0.002"))
+    run([sys.executable, "-m", "ftctl", "lock"], root)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--recipes", type=int, default=1000)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="ftctl-bench-") as name:
+        root = Path(name)
+        started = time.perf_counter()
+        build(root, args.recipes)
+        print(f"workspace of {args.recipes} recipes with locks and manifests built in {time.perf_counter() - started:.0f} s")
+        plan = [sys.executable, "-m", "ftctl", "plan", "--detailed-exitcode"]
+        status = [sys.executable, "-m", "dvc", "status", "-q"]
+        run(plan, root, check=False)  # warm the caches
+        results = {}
+        results["no change"] = (median_wall(plan, root, args.runs, (0,)), median_wall(status, root, args.runs, (0,)))
+        change(root, 10)
+        run(plan, root, check=False)
+        results["10 changed"] = (median_wall(plan, root, args.runs, (2,)), median_wall(status, root, args.runs, (1,)))
+        print(f"median of {args.runs}, whole processes")
+        for label, (ours, theirs) in results.items():
+            print(f"  {label:<11} dvc status (baseline) {theirs * 1000:8.1f} ms   ftctl plan {ours * 1000:8.1f} ms   "
+                  f"{theirs / ours:5.1f}x faster   targets < 500 ms: {'met' if ours < 0.5 else 'MISSED'}, "
+                  f">= 10x: {'met' if theirs / ours >= 10 else 'MISSED'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
