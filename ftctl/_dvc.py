@@ -18,6 +18,7 @@ from typing import Any
 
 from ftctl.errors import ConfigError, FtctlError, Location
 from ftctl.hashing import file_digest
+from ftctl.parsecache import ParseCache
 from ftctl.statcache import StatCache
 from ftctl.yamlio import load_yaml_file
 
@@ -52,8 +53,9 @@ _PRUNE = frozenset({".git", ".dvc", ".ftctl", "node_modules", "__pycache__", ".v
 class DvcIndex:
     """DVC's records in one repository; every dvc.lock is found and parsed once per run."""
 
-    def __init__(self, repo: Path) -> None:
+    def __init__(self, repo: Path, cache: ParseCache | None = None) -> None:
         self.repo = repo
+        self.cache = cache
         self._stage_outs: dict[Path, DvcRecord] | None = None
 
     def find(self, target: Path) -> DvcRecord | None:
@@ -76,7 +78,7 @@ class DvcIndex:
 
     def _index_lock(self, lock: Path) -> None:
         assert self._stage_outs is not None
-        data = _load(lock, self.repo)
+        data = _load(lock, self.repo, self.cache)
         stages = data.get("stages") if isinstance(data, dict) else None
         for stage in (stages or {}).values():
             for out in (stage.get("outs") or []) if isinstance(stage, dict) else []:
@@ -92,10 +94,10 @@ def find_record(repo: Path, target: Path) -> DvcRecord | None:
     return DvcIndex(repo).find(target)
 
 
-def _load(path: Path, repo: Path) -> Any:
+def _load(path: Path, repo: Path, cache: ParseCache | None = None) -> Any:
     shown = path.relative_to(repo).as_posix()
     try:
-        return load_yaml_file(path, shown).data
+        return load_yaml_file(path, shown, cache).data
     except ConfigError as exc:
         raise FtctlError(
             f"DVC file is unreadable: {exc.problem.render()}",

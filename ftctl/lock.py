@@ -21,7 +21,7 @@ from ftctl.check import check_paths
 from ftctl.dag import find_cycle, topological_order
 from ftctl.errors import FtctlError, ValidationFailed
 from ftctl.fingerprint import config_digest, fingerprint, training_config
-from ftctl.hashing import tree_digest
+from ftctl.hashing import TreeDigest, tree_digest
 from ftctl.lockfile import (
     DvcPin,
     HfPin,
@@ -177,7 +177,8 @@ class _Resolver:
         self.network = network
         self.unversioned: dict[str, list[str]] = {}  # path -> recipes using it
         self.dvc_repo = find_repo(self.root)
-        self.dvc_index = DvcIndex(self.dvc_repo) if self.dvc_repo is not None else None
+        self.dvc_index = DvcIndex(self.dvc_repo, parse_cache) if self.dvc_repo is not None else None
+        self._trees: dict[Path, TreeDigest] = {}  # one digest per path per run, however many recipes share it
 
     @property
     def warnings(self) -> list[str]:
@@ -276,9 +277,14 @@ class _Resolver:
             target = target if target.is_absolute() else self.root / target
             if not target.exists():
                 raise FtctlError(f"{where} {text}: no such directory")
-            digest = tree_digest(target, ref.value, self.cache)
+            digest = self._tree(target, ref.value)
             return LocalPin(ref=text, source="local", digest=digest.digest, size=digest.size, nfiles=digest.nfiles)
         return self._hf_pin("model", text, ref.value, ref.revision, previous, where)
+
+    def _tree(self, target: Path, display: str) -> TreeDigest:
+        if target not in self._trees:
+            self._trees[target] = tree_digest(target, display, self.cache)
+        return self._trees[target]
 
     def _dataset(self, text: str, keep: Lockfile | None, where: str) -> HfPin | LocalPin | DvcPin:
         target = (self.root / text).resolve() if not Path(text).expanduser().is_absolute() else Path(text).expanduser()
@@ -295,7 +301,7 @@ class _Resolver:
                         )
                 return DvcPin(ref=text, source="dvc", md5=record.md5, size=record.size, nfiles=record.nfiles)
         if target.exists():
-            digest = tree_digest(target, text, self.cache)
+            digest = self._tree(target, text)
             users = self.unversioned.setdefault(text, [])
             recipe = where.split(":")[0].removeprefix("recipe ")
             if recipe not in users:

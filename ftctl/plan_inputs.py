@@ -6,7 +6,6 @@ missing lock is an error), no training stack.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from ftctl.dag import topological_order
 from ftctl.errors import FtctlError
 from ftctl.estimate import base_params, estimate
 from ftctl.fingerprint import training_config
+from ftctl.hashing import file_digest
 from ftctl.keys import trusted_keys
 from ftctl.lock import compute_locks, load_workspace_recipes
 from ftctl.parsecache import ParseCache
@@ -36,10 +36,6 @@ class PlanInputs:
         if self.registry_root is None:
             return False
         return (self.registry_root / name / fingerprint.removeprefix("sha256:")).is_dir()
-
-
-def _sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def gather(workspace: Workspace) -> PlanInputs:
@@ -84,12 +80,15 @@ def gather(workspace: Workspace) -> PlanInputs:
         )
     registry = workspace.config.registry
     registry_root = (root / registry[len("file://") :]) if registry.startswith("file://") else None
-    return PlanInputs(desired, recorded, registry_root, input_digests(workspace))
+    digests = input_digests(workspace, stat)
+    stat.save()
+    return PlanInputs(desired, recorded, registry_root, digests)
 
 
-def input_digests(workspace: Workspace) -> dict[str, dict[str, str]]:
+def input_digests(workspace: Workspace, cache: StatCache | None = None) -> dict[str, dict[str, str]]:
     """sha256 of every file a plan depends on (recipes, locks, pins, manifests, trusted keys)."""
     root = workspace.root
+    stat = cache or StatCache.disabled()
 
     def rel(path: Path) -> str:
         return path.relative_to(root).as_posix()
@@ -101,7 +100,7 @@ def input_digests(workspace: Workspace) -> dict[str, dict[str, str]]:
         "manifests": sorted((root / "manifests").glob("*/*.intoto.json")),
         "keys": sorted((root / "keys").glob("*.pub")),
     }
-    return {kind: {rel(p): _sha(p) for p in paths if p.is_file()} for kind, paths in files.items()}
+    return {kind: {rel(p): file_digest(p, "sha256", stat) for p in paths if p.is_file()} for kind, paths in files.items()}
 
 
 def _upstream(base_model: str) -> str | None:
