@@ -189,6 +189,30 @@ def plan(
         raise SystemExit(2)
 
 
+@cli.command()
+@click.argument("recipe")
+@click.option("--output", type=click.Path(file_okay=False, path_type=Path), help="Run directory to write (default: outputs/NAME).")
+def train(recipe: str, output: Path | None) -> None:
+    """Train a recipe directly, like `axolotl train` (no lock, no manifest; see `ftctl attest`)."""
+    from ftctl.launch import default_output, run_worker
+    from ftctl.recipe import load_recipe
+    from ftctl.workspace import discover
+
+    workspace = discover(Path.cwd())
+    path = Path(recipe)
+    if not path.is_file():
+        candidates = [p for p in workspace.recipe_paths() if p.stem == recipe]
+        if not candidates:
+            raise UsageError(f"no recipe file or recipe named '{recipe}'", hint="give recipes/NAME.yaml or a recipe name")
+        path = candidates[0]
+    loaded = load_recipe(path)
+    target = output if output is not None else default_output(workspace.root, loaded)
+    code = run_worker(workspace.root, loaded, target)
+    if code != 0:
+        raise SystemExit(code)
+    echo(str(target))
+
+
 def _trusted() -> tuple[Path, dict[str, Ed25519PublicKey]]:
     from ftctl.keys import trusted_keys
     from ftctl.workspace import discover

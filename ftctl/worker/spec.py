@@ -1,0 +1,15 @@
+"""The run spec: what `ftctl train` (and apply) hand the worker, as JSON."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+
+class RunSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    recipe_path: str  # absolute path of the recipe file
+    name: str
+    workspace: str  # absolute path of the workspace root (relative inputs resolve against it)
+    output_dir: str  # the run directory to write (docs/run-dir.md)
+    fingerprint: str | None = None  # the lock's, when apply runs it; recorded in result.json

@@ -1,0 +1,246 @@
+"""Train one recipe, top to bottom: check the hardware, load, build the data, train, save.
+
+Supervised fine-tuning (alpaca, chat_template, completion, input_output) with
+LoRA or a full fine-tune, through trl's SFTTrainer on pre-tokenized, masked
+rows. Determinism (REFERENCE section 5): the parent sets PYTHONHASHSEED and
+CUBLAS_WORKSPACE_CONFIG; here the seed is set before the adapter is created,
+deterministic algorithms are on, TF32 off unless the recipe asks, one
+data-loading process. Writes the run directory of docs/run-dir.md.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import resource
+import sys
+import time
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from ftctl.errors import FtctlError
+from ftctl.recipe import load_recipe
+from ftctl.recipe.model import Recipe
+from ftctl.refs import parse_model_ref
+from ftctl.worker import formats
+from ftctl.worker.spec import RunSpec
+
+PACKAGES = ("torch", "transformers", "peft", "trl", "accelerate", "datasets", "safetensors", "tokenizers", "ftctl")
+
+
+def check_hardware(recipe: Recipe, cuda: bool) -> None:
+    """Refuse, before anything is loaded, what this machine cannot train."""
+    if recipe.rl is not None:
+        raise FtctlError(f"rl: {recipe.rl} is not trained by this ftctl yet", hint="SFT recipes train today; preference trainers are planned")
+    if recipe.sample_packing:
+        raise FtctlError("sample_packing is not trained by this ftctl yet", hint="set sample_packing: false for now")
+    if not cuda:
+        for key, what in (("load_in_4bit", "QLoRA (bitsandbytes 4-bit)"), ("load_in_8bit", "8-bit loading (bitsandbytes)"),
+                          ("flash_attention", "flash attention"), ("deepspeed", "DeepSpeed"), ("fsdp", "FSDP")):
+            if getattr(recipe, key):
+                raise FtctlError(f"{key}: {what} needs a CUDA GPU, and this machine has none",
+                                 hint="run it on a GPU executor (ftctl.executor), or remove it to train on the CPU")
+        if recipe.bf16 is True or recipe.fp16:
+            raise FtctlError("bf16/fp16 training needs a GPU here", hint="use bf16: auto, which trains in fp32 on a CPU")
+        if recipe.optimizer.endswith("8bit") or recipe.optimizer.startswith(("paged_", "lion")):
+            raise FtctlError(f"optimizer {recipe.optimizer} is a bitsandbytes optimizer and needs a CUDA GPU",
+                             hint="use adamw_torch on the CPU")
+
+
+def _resolve(root: Path, text: str) -> Path:
+    path = Path(text).expanduser()
+    return path if path.is_absolute() else root / path
+
+
+def build_dataset(recipe: Recipe, tokenizer: Any, root: Path) -> list[dict[str, list[int]]]:
+    from datasets import load_dataset
+
+    rows: list[dict[str, list[int]]] = []
+    for index, entry in enumerate(recipe.datasets or []):
+        where = f"datasets[{index}] ({entry.path})"
+        source = _resolve(root, entry.path)
+        if not source.exists():
+            raise FtctlError(f"{where}: not found on this machine", hint="run `dvc pull` for DVC-tracked data")
+        kind = entry.ds_type or ("json" if source.suffix in (".jsonl", ".json") else source.suffix.lstrip("."))
+        files = [str(source / f) for f in entry.data_files] if entry.data_files else str(source)
+        data = load_dataset(kind, data_files=files, split=entry.split)
+        for row in data:
+            if entry.type == "alpaca":
+                rows.append(formats.alpaca(tokenizer, row, recipe.train_on_inputs, where))
+            elif entry.type == "chat_template":
+                template = recipe.chat_template_jinja if (entry.chat_template or recipe.chat_template) == "jinja" else None
+                rows.append(formats.chat(tokenizer, row, entry, template, where))
+            elif entry.type == "completion":
+                rows.extend(formats.completion(tokenizer, row, entry.field, recipe.sequence_len, where))
+            elif entry.type == "input_output":
+                rows.append(formats.input_output(tokenizer, row, where))
+            else:
+                raise FtctlError(f"{where}: type {entry.type} needs an rl trainer")
+    # Like Axolotl: drop rows longer than sequence_len (truncating would cut the response off),
+    # and rows with nothing to train; say how many.
+    kept = [r for r in rows if len(r["input_ids"]) <= recipe.sequence_len and any(t != formats.IGNORE for t in r["labels"])]
+    if len(kept) < len(rows):
+        print(f"ftctl: warning: dropped {len(rows) - len(kept)} of {len(rows)} rows longer than "
+              f"sequence_len {recipe.sequence_len} or with nothing to train", file=sys.stderr)
+    return kept
+
+
+def run(spec: RunSpec) -> Path:
+    import torch
+
+    started = datetime.now(timezone.utc)
+    recipe = load_recipe(Path(spec.recipe_path)).recipe
+    cuda = torch.cuda.is_available()
+    check_hardware(recipe, cuda)
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
+    from trl.trainer.sft_config import SFTConfig
+    from trl.trainer.sft_trainer import SFTTrainer
+
+    root = Path(spec.workspace)
+    out = Path(spec.output_dir)
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cuda.matmul.allow_tf32 = recipe.tf32
+    set_seed(recipe.seed)
+    ref = parse_model_ref(recipe.base_model)
+    if ref.kind == "recipe":
+        raise FtctlError("base_model: recipe:<name> is trained by apply, which knows where that output is")
+    source = str(_resolve(root, ref.value)) if ref.kind == "local" else ref.value
+    revision = ref.revision if ref.kind == "hf" else None
+    tokenizer = AutoTokenizer.from_pretrained(source, revision=revision)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    rows = build_dataset(recipe, tokenizer, root)
+    if not rows:
+        raise FtctlError("the datasets produced no trainable tokens", hint="check the dataset types and roles_to_train")
+    from datasets import Dataset
+
+    dataset = Dataset.from_list(rows)
+    split = None
+    if recipe.val_set_size:
+        size = recipe.val_set_size if recipe.val_set_size < 1 else int(recipe.val_set_size)
+        split = dataset.train_test_split(test_size=size, seed=recipe.seed, shuffle=True)
+    model = AutoModelForCausalLM.from_pretrained(source, revision=revision, dtype=torch.float32 if not cuda else "auto")
+    peft_config = None
+    if recipe.adapter == "lora":
+        targets: Any = recipe.lora_target_modules or ("all-linear" if recipe.lora_target_linear else None)
+        peft_config = LoraConfig(
+            r=recipe.lora_r, lora_alpha=recipe.lora_alpha, lora_dropout=recipe.lora_dropout,
+            target_modules=targets, modules_to_save=recipe.lora_modules_to_save, use_rslora=recipe.use_rslora,
+            use_dora=recipe.use_dora, fan_in_fan_out=recipe.lora_fan_in_fan_out, task_type="CAUSAL_LM",
+        )
+    batch = recipe.micro_batch_size or max(1, (recipe.batch_size or 1) // (recipe.gradient_accumulation_steps or 1))
+    accumulation = recipe.gradient_accumulation_steps or max(1, (recipe.batch_size or batch) // batch)
+    config = SFTConfig(
+        output_dir=str(out / "checkpoints"),
+        per_device_train_batch_size=batch,
+        per_device_eval_batch_size=recipe.eval_batch_size or batch,
+        gradient_accumulation_steps=accumulation,
+        num_train_epochs=recipe.num_epochs,
+        max_steps=recipe.max_steps or -1,
+        learning_rate=recipe.learning_rate,
+        lr_scheduler_type=recipe.lr_scheduler,
+        # transformers 5: a float below 1 is a ratio of the total steps (warmup_ratio is gone).
+        warmup_steps=recipe.warmup_steps if recipe.warmup_steps is not None else (recipe.warmup_ratio or 0),
+        weight_decay=recipe.weight_decay,
+        max_grad_norm=recipe.max_grad_norm,
+        optim=recipe.optimizer,
+        logging_steps=recipe.logging_steps or 1,
+        save_strategy="no",
+        eval_strategy="no",
+        report_to=[],
+        seed=recipe.seed,
+        data_seed=recipe.seed,
+        dataloader_num_workers=0,
+        use_cpu=not cuda,
+        gradient_checkpointing=recipe.gradient_checkpointing,
+        max_length=recipe.sequence_len,
+        packing=False,
+        dataset_kwargs={"skip_prepare_dataset": True},
+        remove_unused_columns=False,
+        disable_tqdm=not sys.stderr.isatty(),
+    )
+    trainer = SFTTrainer(
+        model=model, args=config, processing_class=tokenizer, peft_config=peft_config,
+        train_dataset=split["train"] if split else dataset,
+    )
+    if not sys.stderr.isatty():
+        from transformers.trainer_callback import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)
+        trainer.add_callback(_plain_progress())
+    clock = time.perf_counter()
+    result = trainer.train()
+    wall = time.perf_counter() - clock
+    adapter = out / "adapter"
+    trained: Any = trainer.model  # a PeftModel (LoRA) or the full model
+    trained.save_pretrained(str(adapter))
+    checkpoints = out / "checkpoints"
+    if checkpoints.is_dir() and not any(checkpoints.iterdir()):
+        checkpoints.rmdir()  # save_strategy is "no": the trainer's output folder stays empty
+    _name_the_base(adapter, recipe.base_model)
+    log = [h for h in trainer.state.log_history if "loss" in h]
+    (out / "train-log.jsonl").write_text("".join(json.dumps({
+        "step": h.get("step"), "loss": h.get("loss"), "learning_rate": h.get("learning_rate"),
+        "grad_norm": h.get("grad_norm"), "tokens": h.get("num_tokens"),
+    }) + "\n" for h in log))
+    environment = {
+        "python": platform.python_version(), "platform": platform.platform(),
+        "packages": {p: _version(p) for p in PACKAGES},
+        "torch": torch.__version__, "cuda": torch.version.cuda if cuda else None,
+        "device": torch.cuda.get_device_name(0) if cuda else "cpu",
+    }
+    (out / "environment.json").write_text(json.dumps(environment, indent=2, sort_keys=True) + "\n")
+    metrics = {"train_loss": result.training_loss}
+    if log:
+        metrics["final_loss"] = log[-1]["loss"]
+    summary = {
+        "started_at": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "finished_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "metrics": metrics, "steps": result.global_step,
+        "tokens_seen": int(trainer.state.num_input_tokens_seen or sum(len(r["input_ids"]) for r in rows)),
+        "wall_time_s": round(wall, 3),
+        "peak_memory_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "host": platform.node(),
+        "determinism": {"seed": recipe.seed, "deterministic_algorithms": True, "tf32": recipe.tf32, "device": environment["device"]},
+    }
+    if spec.fingerprint:
+        summary["fingerprint"] = spec.fingerprint
+    (out / "result.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    return out
+
+
+def _plain_progress() -> Any:
+    """One line per logged step when output is not a terminal (a bar is shown on one)."""
+    from transformers import TrainerCallback
+
+    class PlainProgress(TrainerCallback):
+        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+            if logs and "loss" in logs:
+                print(f"step {state.global_step}/{state.max_steps}  loss {float(logs['loss']):.4f}  "
+                      f"lr {float(logs.get('learning_rate', 0)):.2e}", file=sys.stderr, flush=True)
+
+    return PlainProgress()
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _name_the_base(adapter: Path, base_model: str) -> None:
+    """PEFT writes the load path of the base; record the recipe's reference instead (REFERENCE 4)."""
+    config_path = adapter / "adapter_config.json"
+    if config_path.exists():
+        config = json.loads(config_path.read_text())
+        config["base_model_name_or_path"] = base_model
+        config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    readme = adapter / "README.md"
+    if readme.exists():
+        readme.unlink()  # PEFT's generated card names the temporary path; the registry writes the card

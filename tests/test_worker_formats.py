@@ -1,0 +1,107 @@
+"""Loss masking per dataset type, token by token, on the tiny model's tokenizer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from ftctl.errors import FtctlError
+from ftctl.recipe.datasets import ChatTemplateDataset
+from tests.conftest import REPO
+
+pytest.importorskip("transformers", reason="the worker tests need the train extra")
+
+
+@pytest.fixture(scope="module")
+def tok() -> Any:
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(REPO / "models" / "tiny-llama"))
+
+
+def trained_text(tok: Any, row: dict[str, list[int]]) -> str:
+    return tok.decode([t for t, label in zip(row["input_ids"], row["labels"], strict=True) if label != -100])
+
+
+def test_alpaca_masks_the_prompt(tok: Any) -> None:
+    from ftctl.worker.formats import alpaca
+
+    row = alpaca(tok, {"instruction": "Reverse the word.", "input": "apple", "output": "elppa"}, False, "d")
+    assert len(row["input_ids"]) == len(row["labels"])
+    assert trained_text(tok, row) == "elppa<|endoftext|>"
+    assert tok.decode(row["input_ids"]).startswith("Below is an instruction")
+    assert "### Input:\napple" in tok.decode(row["input_ids"])
+    everything = alpaca(tok, {"instruction": "Reverse the word.", "input": "apple", "output": "elppa"}, True, "d")
+    assert everything["labels"] == everything["input_ids"]
+
+
+def test_alpaca_without_input_and_missing_field(tok: Any) -> None:
+    from ftctl.worker.formats import alpaca
+
+    row = alpaca(tok, {"instruction": "Say hi.", "output": "hi"}, False, "d")
+    assert "### Input" not in tok.decode(row["input_ids"])
+    with pytest.raises(FtctlError, match="row has no field 'output'"):
+        alpaca(tok, {"instruction": "x"}, False, "datasets[0]")
+
+
+def test_completion_trains_everything_in_chunks(tok: Any) -> None:
+    from ftctl.worker.formats import completion
+
+    rows = list(completion(tok, {"text": "apple river stone " * 20}, "text", 16, "d"))
+    assert len(rows) > 1 and all(len(r["input_ids"]) <= 16 for r in rows)
+    assert all(r["labels"] == r["input_ids"] for r in rows)
+    assert rows[-1]["input_ids"][-1] == tok.eos_token_id
+
+
+def test_input_output_masks_per_segment(tok: Any) -> None:
+    from ftctl.worker.formats import input_output
+
+    row = input_output(tok, {"segments": [{"label": False, "text": "Question: hot?"},
+                                          {"label": True, "text": " cold."}]}, "d")
+    assert trained_text(tok, row) == " cold."
+
+
+def chat_entry(**options: Any) -> ChatTemplateDataset:
+    return ChatTemplateDataset.model_validate({"path": "d.jsonl", "type": "chat_template", **options})
+
+
+MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Opposite of hot?"},
+            {"role": "assistant", "content": "cold."}, {"role": "user", "content": "Of big?"},
+            {"role": "assistant", "content": "small."}]
+
+
+def test_chat_trains_assistant_turns_with_their_end_of_turn(tok: Any) -> None:
+    from ftctl.worker.formats import chat
+
+    row = chat(tok, {"messages": MESSAGES}, chat_entry(), None, "d")
+    assert trained_text(tok, row) == "cold.<|im_end|>small.<|im_end|>"
+
+
+def test_chat_train_on_eos_and_roles(tok: Any) -> None:
+    from ftctl.worker.formats import chat
+
+    no_eos = chat(tok, {"messages": MESSAGES}, chat_entry(train_on_eos="none"), None, "d")
+    assert trained_text(tok, no_eos) == "cold.small."
+    last = chat(tok, {"messages": MESSAGES}, chat_entry(train_on_eos="last"), None, "d")
+    assert trained_text(tok, last) == "cold.small.<|im_end|>"
+    users = chat(tok, {"messages": MESSAGES}, chat_entry(roles_to_train=["user"], train_on_eos="none"), None, "d")
+    assert trained_text(tok, users) == "Opposite of hot?Of big?"
+
+
+def test_chat_per_message_training_flag(tok: Any) -> None:
+    from ftctl.worker.formats import chat
+
+    messages = [dict(m) for m in MESSAGES]
+    messages[2]["training"] = False  # type: ignore[assignment]
+    row = chat(tok, {"messages": messages}, chat_entry(), None, "d")
+    assert trained_text(tok, row) == "small.<|im_end|>"
+
+
+def test_chat_sharegpt_shaped_rows_through_mappings(tok: Any) -> None:
+    from ftctl.worker.formats import chat
+
+    entry = chat_entry(field_messages="conversations", message_property_mappings={"role": "from", "content": "value"},
+                       roles={"user": ["human"], "assistant": ["gpt"]})
+    row = chat(tok, {"conversations": [{"from": "human", "value": "Hi?"}, {"from": "gpt", "value": "Hello."}]}, entry, None, "d")
+    assert trained_text(tok, row) == "Hello.<|im_end|>"

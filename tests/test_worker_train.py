@@ -1,0 +1,72 @@
+"""The training worker on the CPU: refusals before loading, a real tiny training, reproducibility."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ftctl.errors import FtctlError
+from ftctl.recipe import load_recipe
+from ftctl.worker.train import check_hardware
+from tests.conftest import REPO, RunCLI, write
+
+pytest.importorskip("torch", reason="the worker tests need the train extra")
+
+
+def recipe_with(extra: str, tmp_path: Path) -> object:
+    text = (REPO / "recipes" / "tiny-alpaca.yaml").read_text() + extra
+    return load_recipe(write(tmp_path / "r.yaml", text)).recipe
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("load_in_4bit: true\n", "load_in_4bit: QLoRA (bitsandbytes 4-bit) needs a CUDA GPU, and this machine has none"),
+        ("flash_attention: true\n", "flash_attention: flash attention needs a CUDA GPU"),
+        ("deepspeed: ds.json\n", "deepspeed: DeepSpeed needs a CUDA GPU"),
+        ("fp16: true\n", "bf16/fp16 training needs a GPU here"),
+    ],
+)
+def test_cpu_refusals_before_loading(tmp_path: Path, extra: str, message: str) -> None:
+    recipe = recipe_with(extra, tmp_path)
+    with pytest.raises(FtctlError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        check_hardware(recipe, cuda=False)  # type: ignore[arg-type]
+    check_hardware(recipe, cuda=True)  # type: ignore[arg-type]  # on a GPU host it would proceed
+
+
+def test_qlora_recipe_through_the_cli_is_one_line(tmp_path: Path, run_cli: RunCLI) -> None:
+    (tmp_path / ".git").mkdir()
+    text = (REPO / "recipes" / "tiny-alpaca.yaml").read_text().replace("adapter: lora", "adapter: qlora\nload_in_4bit: true")
+    write(tmp_path / "recipes" / "q.yaml", text.replace("./models/tiny-llama", str(REPO / "models" / "tiny-llama")))
+    proc = subprocess.run([sys.executable, "-m", "ftctl", "train", "q", "--output", str(tmp_path / "run")],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("ftctl: error: load_in_4bit: QLoRA (bitsandbytes 4-bit) needs a CUDA GPU")
+
+
+def digests(run: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((run / "adapter").iterdir())}
+
+
+@pytest.mark.slow
+def test_train_is_real_and_reproducible(tmp_path: Path, run_cli: RunCLI) -> None:
+    subprocess.run([sys.executable, "-m", "dvc", "pull", "-q"], cwd=REPO, check=True, timeout=300)
+    first, second = tmp_path / "one", tmp_path / "two"
+    for out in (first, second):
+        result = run_cli("train", "tiny-alpaca", "--output", str(out), cwd=REPO)
+        assert result.code == 0, result.err
+    assert sorted(p.name for p in first.iterdir()) == ["adapter", "environment.json", "result.json", "train-log.jsonl"]
+    log = [json.loads(line) for line in (first / "train-log.jsonl").read_text().splitlines()]
+    assert log[-1]["loss"] < log[0]["loss"] - 0.3  # the loss goes down
+    assert digests(first) == digests(second)  # bitwise-identical adapter files
+    config = json.loads((first / "adapter" / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == "./models/tiny-llama"  # the reference, not a temp path
+    result = json.loads((first / "result.json").read_text())
+    assert result["steps"] == 24 and result["determinism"]["seed"] == 42
+    assert run_cli("train", "tiny-alpaca", "--output", str(first), cwd=REPO).code == 1  # refuses a used run dir
