@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ftctl.canonical import flatten
 from ftctl.dag import topological_order
 from ftctl.lockfile import Lockfile
 from ftctl.provenance import Statement
@@ -216,8 +217,8 @@ def diff_reasons(current: Statement, d: Desired) -> Iterable[Reason]:
     from ftctl.attest import pin_descriptor
 
     definition = current.predicate.buildDefinition
-    old_config = _flatten(definition.internalParameters.config)
-    new_config = _flatten(d.config)
+    old_config = flatten(definition.internalParameters.config)
+    new_config = flatten(d.config)
     for path in _ordered(old_config, new_config):
         if old_config.get(path, _MISSING) != new_config.get(path, _MISSING):
             yield Reason("recipe_changed", path, old_config.get(path), new_config.get(path))
@@ -267,17 +268,3 @@ def _ordered(*tables: dict[str, Any]) -> list[str]:
         for key in table:
             seen.setdefault(key, None)
     return list(seen)
-
-
-def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(value, dict):
-        out: dict[str, Any] = {}
-        for key, item in value.items():
-            out.update(_flatten(item, f"{prefix}.{key}" if prefix else key))
-        return out
-    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
-        out = {}
-        for index, item in enumerate(value):
-            out.update(_flatten(item, f"{prefix}[{index}]"))
-        return out
-    return {prefix: value}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ftctl.canonical import flatten
 from ftctl.lock import LockOutcome, LockReport
 from ftctl.lockfile import Lockfile
 from ftctl.yamlio import display_path
@@ -45,8 +46,8 @@ def render_check(report: LockReport) -> tuple[list[str], bool]:
 
 def diff_lines(old: Lockfile | None, new: Lockfile) -> list[str]:
     """``- key: old`` / ``+ key: new`` for every leaf that differs."""
-    before = _flatten(old.model_dump(mode="json")) if old is not None else {}
-    after = _flatten(new.model_dump(mode="json"))
+    before = flatten(old.model_dump(mode="json")) if old is not None else {}
+    after = flatten(new.model_dump(mode="json"))
     lines = []
     for key in sorted(set(before) | set(after), key=_order(after, before)):
         if before.get(key) == after.get(key):
@@ -66,17 +67,3 @@ def _order(*tables: dict[str, Any]) -> Any:
         for key in table:
             positions.setdefault(key, len(positions))
     return lambda key: positions[key]
-
-
-def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(value, dict):
-        out: dict[str, Any] = {}
-        for key, item in value.items():
-            out.update(_flatten(item, f"{prefix}.{key}" if prefix else key))
-        return out
-    if isinstance(value, list):
-        out = {}
-        for index, item in enumerate(value):
-            out.update(_flatten(item, f"{prefix}[{index}]"))
-        return out
-    return {prefix: value}

@@ -14,6 +14,29 @@ from tests.hubserver import HubServer, serve
 
 REPO = Path(__file__).resolve().parent.parent
 
+# A recipe on a local model directory and a local dataset (tests create both).
+LOCAL_RECIPE = """\
+base_model: ./models/tiny
+adapter: lora
+datasets:
+  - path: data/train.jsonl
+    type: alpaca
+micro_batch_size: 2
+gradient_accumulation_steps: 2
+learning_rate: 0.001
+"""
+GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@e", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@e",
+           "GIT_AUTHOR_DATE": "2026-11-24T12:00:00Z", "GIT_COMMITTER_DATE": "2026-11-24T12:00:00Z"}
+
+
+def git(root: Path, *args: str) -> None:
+    """Run git in ``root`` with a fixed identity and dates (reproducible commits)."""
+    import os
+    import subprocess
+
+    subprocess.run(["git", *args], cwd=root, check=True, capture_output=True, env={**os.environ, **GIT_ENV})
+
+
 VALID_RECIPE = """\
 base_model: ./models/tiny
 adapter: lora

@@ -10,21 +10,11 @@ import pytest
 
 from ftctl.errors import FtctlError
 from ftctl.lockfile import load_lock
-from tests.conftest import RunCLI, write
+from tests.conftest import LOCAL_RECIPE, RunCLI, write
 from tests.hubserver import HubServer, Repo
 
 A, B, C = "a" * 40, "b" * 40, "c" * 40
 
-LOCAL_RECIPE = """\
-base_model: ./models/tiny
-adapter: lora
-datasets:
-  - path: data/train.jsonl
-    type: alpaca
-micro_batch_size: 2
-gradient_accumulation_steps: 2
-learning_rate: 0.001
-"""
 HUB_RECIPE = LOCAL_RECIPE.replace("./models/tiny", "org/model").replace("data/train.jsonl", "org/data@v1")
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,23 +17,7 @@ from ftctl import dsse
 from ftctl.canonical import canonical_json
 from ftctl.keys import keyid, trusted_keys
 from ftctl.manifest import ManifestError, verify_artifacts, verify_bytes, verify_file
-from tests.conftest import RunCLI, write
-
-RECIPE = """\
-base_model: ./models/tiny
-adapter: lora
-datasets:
-  - path: data/train.jsonl
-    type: alpaca
-micro_batch_size: 2
-gradient_accumulation_steps: 2
-learning_rate: 0.001
-"""
-GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@e", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@e"}
-
-
-def git(root: Path, *args: str) -> None:
-    subprocess.run(["git", *args], cwd=root, check=True, capture_output=True, env={**os.environ, **GIT_ENV})
+from tests.conftest import LOCAL_RECIPE, RunCLI, git, write
 
 
 def make_run(root: Path, name: str = "run", weights: str = "weights") -> Path:
@@ -71,7 +54,7 @@ def attested(tmp_path: Path, run_cli: RunCLI, monkeypatch: pytest.MonkeyPatch) -
     root = tmp_path / "ws"
     write(root / "models" / "tiny" / "config.json", "{}\n")
     write(root / "data" / "train.jsonl", '{"instruction": "a", "output": "b"}\n')
-    write(root / "recipes" / "tiny.yaml", RECIPE)
+    write(root / "recipes" / "tiny.yaml", LOCAL_RECIPE)
     git(root, "init", "-q")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "home"))
     assert run_cli("lock", cwd=root).code == 0
@@ -357,7 +340,7 @@ def test_audit_rejects_recipe_that_differs_from_the_record(attested: Attested, r
 
 
 def test_audit_fails_uncommitted_attestation(attested: Attested, run_cli: RunCLI) -> None:
-    write(attested.root / "recipes" / "tiny.yaml", RECIPE + "seed: 7\n")
+    write(attested.root / "recipes" / "tiny.yaml", LOCAL_RECIPE + "seed: 7\n")
     run_cli("lock", cwd=attested.root)
     result = run_cli("attest", "run", "--recipe", "tiny", cwd=attested.root)
     assert "not committed; `ftctl audit` will fail this manifest" in result.err
@@ -421,7 +404,7 @@ def test_attest_needs_a_key(attested: Attested, run_cli: RunCLI, monkeypatch: py
 
 
 def test_attest_refuses_a_stale_lock(attested: Attested, run_cli: RunCLI) -> None:
-    write(attested.root / "recipes" / "tiny.yaml", RECIPE + "lora_r: 4\n")
+    write(attested.root / "recipes" / "tiny.yaml", LOCAL_RECIPE + "lora_r: 4\n")
     result = run_cli("attest", "run", "--recipe", "tiny", cwd=attested.root)
     assert result.code == 1 and "lockfiles/tiny.lock is stale" in result.err
 

@@ -6,14 +6,13 @@ import base64
 import json
 import os
 import socket
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from ftctl import dsse
 from ftctl.canonical import canonical_json
-from tests.conftest import REPO, RunCLI, write
+from tests.conftest import REPO, RunCLI, git, write
 
 RECIPE = """\
 base_model: ./models/tiny
@@ -26,13 +25,8 @@ micro_batch_size: 2
 gradient_accumulation_steps: 2
 learning_rate: 0.001
 """
-GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@e", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@e",
-           "GIT_AUTHOR_DATE": "2026-11-24T12:00:00Z", "GIT_COMMITTER_DATE": "2026-11-24T12:00:00Z"}
 GOLDEN = REPO / "tests" / "golden"
 
-
-def git(root: Path, *args: str) -> None:
-    subprocess.run(["git", *args], cwd=root, check=True, capture_output=True, env={**os.environ, **GIT_ENV})
 
 
 class Workspace:
