@@ -70,3 +70,58 @@ def test_train_is_real_and_reproducible(tmp_path: Path, run_cli: RunCLI) -> None
     result = json.loads((first / "result.json").read_text())
     assert result["steps"] == 24 and result["determinism"]["seed"] == 42
     assert run_cli("train", "tiny-alpaca", "--output", str(first), cwd=REPO).code == 1  # refuses a used run dir
+
+
+PAIRS = [("hot", "cold"), ("big", "small"), ("up", "down"), ("fast", "slow")] * 4
+PREFERENCE_DATA = {
+    "dpo": ("dpo", [{"prompt": f"Opposite of {w}?", "chosen": f" {o}.", "rejected": f" {w}."} for w, o in PAIRS]),
+    "chatml.intel": ("chatml.intel", [{"system": "Be brief.", "question": f"Opposite of {w}?", "chosen": o, "rejected": w} for w, o in PAIRS]),
+    "kto": ("kto", [{"prompt": f"Opposite of {w}?", "completion": c, "label": good}
+                    for w, o in PAIRS for c, good in ((f" {o}.", True), (f" {w}.", False))]),
+}
+
+
+def test_preference_rows() -> None:
+    from ftctl.recipe.datasets import IntelPreferenceDataset, KTODataset, PairedPreferenceDataset
+    from ftctl.worker.preference import preference_row
+
+    dpo = PairedPreferenceDataset.model_validate({"path": "p", "type": "dpo", "field_prompt": "q"})
+    assert preference_row(dpo, {"q": "Hi?", "chosen": "Hello.", "rejected": "No."}, "d") == {
+        "prompt": "Hi?", "chosen": "Hello.", "rejected": "No."}
+    intel = IntelPreferenceDataset.model_validate({"path": "p", "type": "chatml.intel"})
+    row = preference_row(intel, {"system": "S", "question": "Q", "chosen": "C", "rejected": "R"}, "d")
+    assert row["prompt"] == "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nQ<|im_end|>\n<|im_start|>assistant\n"
+    assert row["chosen"] == "C<|im_end|>"
+    kto = KTODataset.model_validate({"path": "p", "type": "kto"})
+    assert preference_row(kto, {"prompt": "P", "completion": "C", "label": 0}, "d")["label"] is False
+    with pytest.raises(FtctlError, match="row has no field 'rejected'"):
+        preference_row(dpo, {"q": "Hi?", "chosen": "Hello."}, "datasets[0]")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("rl", "data"), [("dpo", "dpo"), ("ipo", "dpo"), ("orpo", "chatml.intel"), ("kto", "kto")])
+def test_preference_trainers_learn(tmp_path: Path, run_cli: RunCLI, rl: str, data: str) -> None:
+    kind, rows = PREFERENCE_DATA[data]
+    write(tmp_path / "data" / "prefs.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / ".git").mkdir()
+    write(tmp_path / "recipes" / "pref.yaml", f"""\
+base_model: {REPO / 'models' / 'tiny-llama'}
+adapter: lora
+lora_target_modules: [q_proj, v_proj]
+rl: {rl}
+datasets:
+  - path: data/prefs.jsonl
+    type: {kind}
+sequence_len: 128
+micro_batch_size: 4
+gradient_accumulation_steps: 1
+num_epochs: 3
+optimizer: adamw_torch
+learning_rate: 0.005
+seed: 0
+""")
+    result = run_cli("train", "pref", "--output", str(tmp_path / "run"), cwd=tmp_path)
+    assert result.code == 0, result.err
+    log = [json.loads(line) for line in (tmp_path / "run" / "train-log.jsonl").read_text().splitlines()]
+    assert log[-1]["loss"] < log[0]["loss"]
+    assert (tmp_path / "run" / "adapter" / "adapter_model.safetensors").is_file()

@@ -15,6 +15,7 @@ import platform
 import resource
 import sys
 import time
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -32,8 +33,9 @@ PACKAGES = ("torch", "transformers", "peft", "trl", "accelerate", "datasets", "s
 
 def check_hardware(recipe: Recipe, cuda: bool) -> None:
     """Refuse, before anything is loaded, what this machine cannot train."""
-    if recipe.rl is not None:
-        raise FtctlError(f"rl: {recipe.rl} is not trained by this ftctl yet", hint="SFT recipes train today; preference trainers are planned")
+    if recipe.max_prompt_len is not None:
+        raise FtctlError("max_prompt_len is not supported by trl 1.16's preference trainers",
+                         hint="remove it; sequence_len bounds prompt and answer together")
     if recipe.sample_packing:
         raise FtctlError("sample_packing is not trained by this ftctl yet", hint="set sample_packing: false for now")
     if not cuda:
@@ -54,10 +56,10 @@ def _resolve(root: Path, text: str) -> Path:
     return path if path.is_absolute() else root / path
 
 
-def build_dataset(recipe: Recipe, tokenizer: Any, root: Path) -> list[dict[str, list[int]]]:
+def _rows(recipe: Recipe, root: Path) -> Iterator[tuple[Any, str, dict[str, Any]]]:
+    """(dataset entry, where, row) for every row of every dataset, read through `datasets`."""
     from datasets import load_dataset
 
-    rows: list[dict[str, list[int]]] = []
     for index, entry in enumerate(recipe.datasets or []):
         where = f"datasets[{index}] ({entry.path})"
         source = _resolve(root, entry.path)
@@ -65,19 +67,30 @@ def build_dataset(recipe: Recipe, tokenizer: Any, root: Path) -> list[dict[str, 
             raise FtctlError(f"{where}: not found on this machine", hint="run `dvc pull` for DVC-tracked data")
         kind = entry.ds_type or ("json" if source.suffix in (".jsonl", ".json") else source.suffix.lstrip("."))
         files = [str(source / f) for f in entry.data_files] if entry.data_files else str(source)
-        data = load_dataset(kind, data_files=files, split=entry.split)
-        for row in data:
-            if entry.type == "alpaca":
-                rows.append(formats.alpaca(tokenizer, row, recipe.train_on_inputs, where))
-            elif entry.type == "chat_template":
-                template = recipe.chat_template_jinja if (entry.chat_template or recipe.chat_template) == "jinja" else None
-                rows.append(formats.chat(tokenizer, row, entry, template, where))
-            elif entry.type == "completion":
-                rows.extend(formats.completion(tokenizer, row, entry.field, recipe.sequence_len, where))
-            elif entry.type == "input_output":
-                rows.append(formats.input_output(tokenizer, row, where))
-            else:
-                raise FtctlError(f"{where}: type {entry.type} needs an rl trainer")
+        for row in load_dataset(kind, data_files=files, split=entry.split):
+            yield entry, where, row
+
+
+def build_preference_dataset(recipe: Recipe, root: Path) -> list[dict[str, Any]]:
+    from ftctl.worker.preference import preference_row
+
+    return [preference_row(entry, row, where) for entry, where, row in _rows(recipe, root)]
+
+
+def build_dataset(recipe: Recipe, tokenizer: Any, root: Path) -> list[dict[str, list[int]]]:
+    rows: list[dict[str, list[int]]] = []
+    for entry, where, row in _rows(recipe, root):
+        if entry.type == "alpaca":
+            rows.append(formats.alpaca(tokenizer, row, recipe.train_on_inputs, where))
+        elif entry.type == "chat_template":
+            template = recipe.chat_template_jinja if (entry.chat_template or recipe.chat_template) == "jinja" else None
+            rows.append(formats.chat(tokenizer, row, entry, template, where))
+        elif entry.type == "completion":
+            rows.extend(formats.completion(tokenizer, row, entry.field, recipe.sequence_len, where))
+        elif entry.type == "input_output":
+            rows.append(formats.input_output(tokenizer, row, where))
+        else:
+            raise FtctlError(f"{where}: type {entry.type} needs an rl trainer")
     # Like Axolotl: drop rows longer than sequence_len (truncating would cut the response off),
     # and rows with nothing to train; say how many.
     kept = [r for r in rows if len(r["input_ids"]) <= recipe.sequence_len and any(t != formats.IGNORE for t in r["labels"])]
@@ -96,9 +109,6 @@ def run(spec: RunSpec) -> Path:
     check_hardware(recipe, cuda)
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
-    from trl.trainer.sft_config import SFTConfig
-    from trl.trainer.sft_trainer import SFTTrainer
-
     root = Path(spec.workspace)
     out = Path(spec.output_dir)
     torch.use_deterministic_algorithms(True)
@@ -114,9 +124,11 @@ def run(spec: RunSpec) -> Path:
     tokenizer = AutoTokenizer.from_pretrained(source, revision=revision)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    rows = build_dataset(recipe, tokenizer, root)
+    rows: list[dict[str, Any]] = (
+        build_preference_dataset(recipe, root) if recipe.rl else list(build_dataset(recipe, tokenizer, root))
+    )
     if not rows:
-        raise FtctlError("the datasets produced no trainable tokens", hint="check the dataset types and roles_to_train")
+        raise FtctlError("the datasets produced no trainable rows", hint="check the dataset types and roles_to_train")
     from datasets import Dataset
 
     dataset = Dataset.from_list(rows)
@@ -135,7 +147,7 @@ def run(spec: RunSpec) -> Path:
         )
     batch = recipe.micro_batch_size or max(1, (recipe.batch_size or 1) // (recipe.gradient_accumulation_steps or 1))
     accumulation = recipe.gradient_accumulation_steps or max(1, (recipe.batch_size or batch) // batch)
-    config = SFTConfig(
+    common: dict[str, Any] = dict(
         output_dir=str(out / "checkpoints"),
         per_device_train_batch_size=batch,
         per_device_eval_batch_size=recipe.eval_batch_size or batch,
@@ -159,15 +171,9 @@ def run(spec: RunSpec) -> Path:
         use_cpu=not cuda,
         gradient_checkpointing=recipe.gradient_checkpointing,
         max_length=recipe.sequence_len,
-        packing=False,
-        dataset_kwargs={"skip_prepare_dataset": True},
-        remove_unused_columns=False,
         disable_tqdm=not sys.stderr.isatty(),
     )
-    trainer = SFTTrainer(
-        model=model, args=config, processing_class=tokenizer, peft_config=peft_config,
-        train_dataset=split["train"] if split else dataset,
-    )
+    trainer = _trainer(recipe, common, model, tokenizer, peft_config, split["train"] if split else dataset)
     if not sys.stderr.isatty():
         from transformers.trainer_callback import PrinterCallback
 
@@ -202,7 +208,7 @@ def run(spec: RunSpec) -> Path:
         "started_at": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "finished_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "metrics": metrics, "steps": result.global_step,
-        "tokens_seen": int(trainer.state.num_input_tokens_seen or sum(len(r["input_ids"]) for r in rows)),
+        "tokens_seen": int(trainer.state.num_input_tokens_seen or sum(len(r.get("input_ids", ())) for r in rows)),
         "wall_time_s": round(wall, 3),
         "peak_memory_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
         "host": platform.node(),
@@ -212,6 +218,41 @@ def run(spec: RunSpec) -> Path:
         summary["fingerprint"] = spec.fingerprint
     (out / "result.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     return out
+
+
+def _trainer(recipe: Recipe, common: dict[str, Any], model: Any, tokenizer: Any, peft_config: Any, dataset: Any) -> Any:
+    """The trl trainer for the recipe: SFT, DPO/IPO, KTO or ORPO, on the same training arguments."""
+    kwargs = {"model": model, "processing_class": tokenizer, "peft_config": peft_config, "train_dataset": dataset}
+    if recipe.rl is None:
+        from trl.trainer.sft_config import SFTConfig
+        from trl.trainer.sft_trainer import SFTTrainer
+
+        config = SFTConfig(**common, packing=False, dataset_kwargs={"skip_prepare_dataset": True},
+                           remove_unused_columns=False)
+        return SFTTrainer(args=config, **kwargs)
+    beta = recipe.rl_beta if recipe.rl_beta is not None else 0.1
+    if recipe.rl in ("dpo", "ipo"):
+        from trl.trainer.dpo_config import DPOConfig
+        from trl.trainer.dpo_trainer import DPOTrainer
+
+        loss_type = list(recipe.dpo_loss_type or (["ipo"] if recipe.rl == "ipo" else ["sigmoid"]))
+        dpo = DPOConfig(**common, beta=beta, loss_type=loss_type, loss_weights=recipe.dpo_loss_weights,
+                        label_smoothing=recipe.dpo_label_smoothing or 0.0)
+        return DPOTrainer(args=dpo, **kwargs)
+    if recipe.rl == "kto":
+        from trl.trainer.kto_config import KTOConfig
+        from trl.trainer.kto_trainer import KTOTrainer
+
+        kto = KTOConfig(**common, beta=beta, desirable_weight=recipe.kto_desirable_weight or 1.0,
+                        undesirable_weight=recipe.kto_undesirable_weight or 1.0)
+        return KTOTrainer(args=kto, **kwargs)
+    from trl.experimental.orpo import (  # trl 1.16 keeps ORPO under experimental
+        ORPOConfig,
+        ORPOTrainer,
+    )
+
+    orpo = ORPOConfig(**common, beta=recipe.orpo_alpha if recipe.orpo_alpha is not None else 0.1)
+    return ORPOTrainer(args=orpo, **kwargs)
 
 
 def _plain_progress() -> Any:
