@@ -19,7 +19,8 @@ pytest.importorskip("torch", reason="the worker tests need the train extra")
 
 
 def recipe_with(extra: str, tmp_path: Path) -> object:
-    text = (REPO / "recipes" / "tiny-alpaca.yaml").read_text() + extra
+    # val_set_size: 0 is the default; dropping it lets a test set it.
+    text = (REPO / "recipes" / "tiny-alpaca.yaml").read_text().replace("val_set_size: 0\n", "") + extra
     return load_recipe(write(tmp_path / "r.yaml", text)).recipe
 
 
@@ -125,3 +126,24 @@ seed: 0
     log = [json.loads(line) for line in (tmp_path / "run" / "train-log.jsonl").read_text().splitlines()]
     assert log[-1]["loss"] < log[0]["loss"]
     assert (tmp_path / "run" / "adapter" / "adapter_model.safetensors").is_file()
+
+
+def test_training_arguments_map_the_recipe(tmp_path: Path) -> None:
+    from ftctl.worker.train import training_arguments
+
+    cpu = training_arguments(recipe_with("", tmp_path), False, tmp_path, bf16_supported=False, has_eval=False)  # type: ignore[arg-type]
+    assert (cpu["bf16"], cpu["fp16"], cpu["tf32"], cpu["use_cpu"]) == (False, False, False, True)
+    assert cpu["report_to"] == [] and cpu["eval_strategy"] == "no"
+    assert cpu["per_device_train_batch_size"] == 8 and cpu["gradient_accumulation_steps"] == 1
+    gpu = training_arguments(
+        recipe_with("bf16: auto\ntf32: true\nwarmup_ratio: 0.1\nwandb_project: p\nwandb_run_name: r\nuse_tensorboard: true\n"
+                    "val_set_size: 0.1\nevals_per_epoch: 4\n", tmp_path),  # type: ignore[arg-type]
+        True, tmp_path, bf16_supported=True, has_eval=True,
+    )
+    assert (gpu["bf16"], gpu["tf32"], gpu["use_cpu"]) == (True, True, False)
+    assert gpu["warmup_steps"] == 0.1  # a ratio, as transformers 5 takes it
+    assert gpu["report_to"] == ["wandb", "tensorboard"] and gpu["run_name"] == "r"
+    assert gpu["eval_strategy"] == "steps" and gpu["eval_steps"] == pytest.approx(1 / 8)
+    no_bf16 = training_arguments(recipe_with("bf16: auto\n", tmp_path), True, tmp_path,  # type: ignore[arg-type]
+                                 bf16_supported=False, has_eval=False)
+    assert no_bf16["bf16"] is False  # auto: only where the GPU supports it

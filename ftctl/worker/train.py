@@ -145,35 +145,10 @@ def run(spec: RunSpec) -> Path:
             target_modules=targets, modules_to_save=recipe.lora_modules_to_save, use_rslora=recipe.use_rslora,
             use_dora=recipe.use_dora, fan_in_fan_out=recipe.lora_fan_in_fan_out, task_type="CAUSAL_LM",
         )
-    batch = recipe.micro_batch_size or max(1, (recipe.batch_size or 1) // (recipe.gradient_accumulation_steps or 1))
-    accumulation = recipe.gradient_accumulation_steps or max(1, (recipe.batch_size or batch) // batch)
-    common: dict[str, Any] = dict(
-        output_dir=str(out / "checkpoints"),
-        per_device_train_batch_size=batch,
-        per_device_eval_batch_size=recipe.eval_batch_size or batch,
-        gradient_accumulation_steps=accumulation,
-        num_train_epochs=recipe.num_epochs,
-        max_steps=recipe.max_steps or -1,
-        learning_rate=recipe.learning_rate,
-        lr_scheduler_type=recipe.lr_scheduler,
-        # transformers 5: a float below 1 is a ratio of the total steps (warmup_ratio is gone).
-        warmup_steps=recipe.warmup_steps if recipe.warmup_steps is not None else (recipe.warmup_ratio or 0),
-        weight_decay=recipe.weight_decay,
-        max_grad_norm=recipe.max_grad_norm,
-        optim=recipe.optimizer,
-        logging_steps=recipe.logging_steps or 1,
-        save_strategy="no",
-        eval_strategy="no",
-        report_to=[],
-        seed=recipe.seed,
-        data_seed=recipe.seed,
-        dataloader_num_workers=0,
-        use_cpu=not cuda,
-        gradient_checkpointing=recipe.gradient_checkpointing,
-        max_length=recipe.sequence_len,
-        disable_tqdm=not sys.stderr.isatty(),
-    )
-    trainer = _trainer(recipe, common, model, tokenizer, peft_config, split["train"] if split else dataset)
+    common = training_arguments(recipe, cuda, out, bf16_supported=cuda and torch.cuda.is_bf16_supported(),
+                                has_eval=split is not None)
+    trainer = _trainer(recipe, common, model, tokenizer, peft_config, split["train"] if split else dataset,
+                       split["test"] if split else None)
     if not sys.stderr.isatty():
         from transformers.trainer_callback import PrinterCallback
 
@@ -204,6 +179,9 @@ def run(spec: RunSpec) -> Path:
     metrics = {"train_loss": result.training_loss}
     if log:
         metrics["final_loss"] = log[-1]["loss"]
+    evals = [h for h in trainer.state.log_history if "eval_loss" in h]
+    if evals:
+        metrics["eval_loss"] = evals[-1]["eval_loss"]
     summary = {
         "started_at": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "finished_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -220,9 +198,60 @@ def run(spec: RunSpec) -> Path:
     return out
 
 
-def _trainer(recipe: Recipe, common: dict[str, Any], model: Any, tokenizer: Any, peft_config: Any, dataset: Any) -> Any:
+def training_arguments(recipe: Recipe, cuda: bool, out: Path, *, bf16_supported: bool, has_eval: bool) -> dict[str, Any]:
+    """The transformers/trl training arguments a recipe means (shared by every trainer)."""
+    batch = recipe.micro_batch_size or max(1, (recipe.batch_size or 1) // (recipe.gradient_accumulation_steps or 1))
+    accumulation = recipe.gradient_accumulation_steps or max(1, (recipe.batch_size or batch) // batch)
+    report_to = [name for name, on in (("wandb", recipe.wandb_project), ("mlflow", recipe.mlflow_tracking_uri),
+                                        ("tensorboard", recipe.use_tensorboard)) if on]
+    evaluation: dict[str, Any] = {"eval_strategy": "no"}
+    if has_eval:
+        if recipe.eval_steps:
+            evaluation = {"eval_strategy": "steps", "eval_steps": recipe.eval_steps}
+        elif recipe.evals_per_epoch:
+            evaluation = {"eval_strategy": "steps", "eval_steps": 1.0 / (recipe.evals_per_epoch * recipe.num_epochs)}
+        else:
+            evaluation = {"eval_strategy": recipe.eval_strategy or "epoch"}
+    return dict(
+        output_dir=str(out / "checkpoints"),
+        per_device_train_batch_size=batch,
+        per_device_eval_batch_size=recipe.eval_batch_size or batch,
+        gradient_accumulation_steps=accumulation,
+        num_train_epochs=recipe.num_epochs,
+        max_steps=recipe.max_steps or -1,
+        learning_rate=recipe.learning_rate,
+        lr_scheduler_type=recipe.lr_scheduler,
+        # transformers 5: a float below 1 is a ratio of the total steps (warmup_ratio is gone).
+        warmup_steps=recipe.warmup_steps if recipe.warmup_steps is not None else (recipe.warmup_ratio or 0),
+        weight_decay=recipe.weight_decay,
+        max_grad_norm=recipe.max_grad_norm,
+        optim=recipe.optimizer,
+        logging_steps=recipe.logging_steps or 1,
+        save_strategy="no",
+        report_to=report_to,
+        run_name=recipe.wandb_run_name or recipe.wandb_name or recipe.mlflow_run_name,
+        seed=recipe.seed,
+        data_seed=recipe.seed,
+        dataloader_num_workers=0,
+        use_cpu=not cuda,
+        bf16=cuda and (recipe.bf16 is True or (recipe.bf16 == "auto" and bf16_supported)),
+        fp16=cuda and recipe.fp16,
+        tf32=cuda and recipe.tf32,
+        gradient_checkpointing=recipe.gradient_checkpointing,
+        gradient_checkpointing_kwargs=(recipe.gradient_checkpointing_kwargs.model_dump(exclude_none=True)
+                                       if recipe.gradient_checkpointing_kwargs else None),
+        neftune_noise_alpha=recipe.neftune_noise_alpha,
+        max_length=recipe.sequence_len,
+        disable_tqdm=not sys.stderr.isatty(),
+        **evaluation,
+    )
+
+
+def _trainer(recipe: Recipe, common: dict[str, Any], model: Any, tokenizer: Any, peft_config: Any, dataset: Any,
+             eval_dataset: Any = None) -> Any:
     """The trl trainer for the recipe: SFT, DPO/IPO, KTO or ORPO, on the same training arguments."""
-    kwargs = {"model": model, "processing_class": tokenizer, "peft_config": peft_config, "train_dataset": dataset}
+    kwargs = {"model": model, "processing_class": tokenizer, "peft_config": peft_config, "train_dataset": dataset,
+              "eval_dataset": eval_dataset}
     if recipe.rl is None:
         from trl.trainer.sft_config import SFTConfig
         from trl.trainer.sft_trainer import SFTTrainer
