@@ -110,7 +110,7 @@ def hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[HubServer]:
         monkeypatch.setenv("HF_ENDPOINT", server.url)
         monkeypatch.setattr(constants, "ENDPOINT", server.url)  # read once at import
         monkeypatch.setenv("FTCTL_HF_BACKOFF", "0.01")
-        monkeypatch.setenv("FTCTL_HF_TIMEOUT", "1")
+        monkeypatch.setenv("FTCTL_HF_TIMEOUT", "5")  # generous: a loaded 2-core CI machine is slow
         monkeypatch.setenv("FTCTL_HF_ATTEMPTS", "3")
         monkeypatch.delenv("HF_TOKEN", raising=False)
         yield server

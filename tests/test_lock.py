@@ -210,8 +210,10 @@ def test_hub_transient_failures_are_retried(ws: Path, hub_repos: HubServer, run_
     assert sum(r.startswith("/api/models/org/model") for r in hub_repos.state.requests) == 3
 
 
-def test_hub_slow_answer_times_out(ws: Path, hub_repos: HubServer, run_cli: RunCLI) -> None:
-    hub_repos.state.slow_seconds = 1.5  # the fixture's timeout is 1 s
+def test_hub_slow_answer_times_out(ws: Path, hub_repos: HubServer, run_cli: RunCLI,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FTCTL_HF_TIMEOUT", "1")
+    hub_repos.state.slow_seconds = 3.0
     hub_repos.state.models["org/model"].script = ["slow", "slow", "slow"]
     write(ws / "recipes" / "hubby.yaml", HUB_RECIPE)
     result = run_cli("lock", cwd=ws)
