@@ -35,6 +35,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/lock.py
 	$(BIN)/python bench/verify.py
+	$(BIN)/python bench/plan.py
+	$(BIN)/python bench/train.py
 
 clean:
 	rm -rf $(VENV) .ftctl outputs registry .pytest_cache .mypy_cache .ruff_cache

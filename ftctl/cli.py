@@ -24,6 +24,8 @@ from ftctl.ui import echo, escape
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+    from ftctl.workspace import Workspace
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "--version", prog_name="ftctl", message="%(prog)s %(version)s")
@@ -199,18 +201,40 @@ def train(recipe: str, output: Path | None) -> None:
     from ftctl.workspace import discover
 
     workspace = discover(Path.cwd())
-    path = Path(recipe)
-    if not path.is_file():
-        candidates = [p for p in workspace.recipe_paths() if p.stem == recipe]
-        if not candidates:
-            raise UsageError(f"no recipe file or recipe named '{recipe}'", hint="give recipes/NAME.yaml or a recipe name")
-        path = candidates[0]
-    loaded = load_recipe(path)
+    loaded = load_recipe(_recipe_path(workspace, recipe))
     target = output if output is not None else default_output(workspace.root, loaded)
     code = run_worker(workspace.root, loaded, target)
     if code != 0:
         raise SystemExit(code)
     echo(str(target))
+
+
+@cli.command()
+@click.argument("recipe")
+@click.option("--debug", is_flag=True, help="Print every token of the first rows with its label (-100 = not trained).")
+@click.option("--rows", default=3, show_default=True, help="How many rows to print.")
+def preprocess(recipe: str, debug: bool, rows: int) -> None:
+    """Show how a recipe's datasets are tokenized and masked, as the worker will train them."""
+    from ftctl.worker.preprocess import preprocess as run_preprocess
+    from ftctl.workspace import discover
+
+    if not debug:
+        raise UsageError("preprocess only prints for now", hint="add --debug")
+    workspace = discover(Path.cwd())
+    path = _recipe_path(workspace, recipe)
+    for line in run_preprocess(path, workspace.root, rows):
+        click.echo(line)
+
+
+def _recipe_path(workspace: Workspace, recipe: str) -> Path:
+    """A recipe file given as a path, or found by name in the workspace."""
+    path = Path(recipe)
+    if path.is_file():
+        return path
+    candidates = [p for p in workspace.recipe_paths() if p.stem == recipe]
+    if not candidates:
+        raise UsageError(f"no recipe file or recipe named '{recipe}'", hint="give recipes/NAME.yaml or a recipe name")
+    return candidates[0]
 
 
 def _trusted() -> tuple[Path, dict[str, Ed25519PublicKey]]:

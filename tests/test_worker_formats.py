@@ -105,3 +105,16 @@ def test_chat_sharegpt_shaped_rows_through_mappings(tok: Any) -> None:
                        roles={"user": ["human"], "assistant": ["gpt"]})
     row = chat(tok, {"conversations": [{"from": "human", "value": "Hi?"}, {"from": "gpt", "value": "Hello."}]}, entry, None, "d")
     assert trained_text(tok, row) == "Hello.<|im_end|>"
+
+
+def test_preprocess_debug_prints_tokens_with_labels(run_cli: Any) -> None:
+    result = run_cli("preprocess", "tiny-alpaca", "--debug", "--rows", "1", cwd=REPO)
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    assert lines[0].startswith("--- row 0: ") and "trained" in lines[0]
+    masked = [line for line in lines[1:] if line.startswith("( -100,")]
+    trained = [line for line in lines[1:] if line.startswith("(") and not line.startswith("( -100,")]
+    assert masked and trained  # the prompt is masked, the response is trained
+    assert trained[-1].endswith("'<|endoftext|>'")  # EOS is trained
+    assert lines[-1].startswith("96 rows after dropping those longer than sequence_len 256")
+    assert run_cli("preprocess", "tiny-alpaca", cwd=REPO).code == 1  # --debug is required
