@@ -114,3 +114,12 @@ def hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[HubServer]:
         monkeypatch.setenv("FTCTL_HF_ATTEMPTS", "3")
         monkeypatch.delenv("HF_TOKEN", raising=False)
         yield server
+
+
+@pytest.fixture(scope="session")
+def pulled_data() -> Path:
+    """This repository's DVC-tracked datasets, pulled from the in-repository remote (offline)."""
+    import subprocess
+
+    subprocess.run([sys.executable, "-m", "dvc", "pull", "-q"], cwd=REPO, check=True, timeout=300)
+    return REPO / "data"

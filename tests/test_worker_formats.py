@@ -107,7 +107,7 @@ def test_chat_sharegpt_shaped_rows_through_mappings(tok: Any) -> None:
     assert trained_text(tok, row) == "Hello.<|im_end|>"
 
 
-def test_preprocess_debug_prints_tokens_with_labels(run_cli: Any) -> None:
+def test_preprocess_debug_prints_tokens_with_labels(run_cli: Any, pulled_data: Any) -> None:
     result = run_cli("preprocess", "tiny-alpaca", "--debug", "--rows", "1", cwd=REPO)
     assert result.code == 0, result.err
     lines = result.out.splitlines()

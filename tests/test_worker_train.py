@@ -56,8 +56,7 @@ def digests(run: Path) -> dict[str, str]:
 
 
 @pytest.mark.slow
-def test_train_is_real_and_reproducible(tmp_path: Path, run_cli: RunCLI) -> None:
-    subprocess.run([sys.executable, "-m", "dvc", "pull", "-q"], cwd=REPO, check=True, timeout=300)
+def test_train_is_real_and_reproducible(tmp_path: Path, run_cli: RunCLI, pulled_data: Path) -> None:
     first, second = tmp_path / "one", tmp_path / "two"
     for out in (first, second):
         result = run_cli("train", "tiny-alpaca", "--output", str(out), cwd=REPO)
