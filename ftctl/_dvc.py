@@ -57,6 +57,7 @@ class DvcIndex:
         self.repo = repo
         self.cache = cache
         self._stage_outs: dict[Path, DvcRecord] | None = None
+        self.lock_lookups = 0  # how many lookups reached the dvc.lock files
 
     def find(self, target: Path) -> DvcRecord | None:
         """DVC's record for ``target`` (an absolute path inside the repo), or None if untracked."""
@@ -65,15 +66,14 @@ class DvcIndex:
             record = _from_outs(_load(dvc_file, self.repo), target.parent, target, dvc_file, self.repo)
             if record is not None:
                 return record
+        self.lock_lookups += 1
         return self._outs().get(target.resolve())
 
     def _outs(self) -> dict[Path, DvcRecord]:
         if self._stage_outs is None:
             self._stage_outs = {}
-            for directory, dirnames, filenames in os.walk(self.repo):
-                dirnames[:] = sorted(d for d in dirnames if d not in _PRUNE and not d.startswith("."))
-                if "dvc.lock" in filenames:
-                    self._index_lock(Path(directory) / "dvc.lock")
+            for lock in find_dvc_locks(self.repo):
+                self._index_lock(lock)
         return self._stage_outs
 
     def _index_lock(self, lock: Path) -> None:
@@ -87,6 +87,16 @@ class DvcIndex:
                     record = _from_outs({"outs": [out]}, lock.parent, target, lock, self.repo)
                     if record is not None:
                         self._stage_outs.setdefault(target, record)
+
+
+def find_dvc_locks(repo: Path) -> list[Path]:
+    """Every dvc.lock of the repository (pipelines may live in subdirectories)."""
+    found = []
+    for directory, dirnames, filenames in os.walk(repo):
+        dirnames[:] = sorted(d for d in dirnames if d not in _PRUNE and not d.startswith("."))
+        if "dvc.lock" in filenames:
+            found.append(Path(directory) / "dvc.lock")
+    return found
 
 
 def find_record(repo: Path, target: Path) -> DvcRecord | None:

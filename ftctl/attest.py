@@ -24,7 +24,7 @@ from ftctl import __version__
 from ftctl.errors import FtctlError
 from ftctl.fingerprint import training_config
 from ftctl.gitinfo import file_at, head_commit, remote_url
-from ftctl.lockfile import DvcPin, HfPin, LocalPin, Lockfile, RecipePin
+from ftctl.lockfile import Lockfile, pin_descriptor
 from ftctl.manifest import sign_statement, write_manifest
 from ftctl.provenance import BUILD_TYPE, PREDICATE_TYPE, STATEMENT_TYPE, Statement
 from ftctl.recipe import LoadedRecipe
@@ -58,21 +58,6 @@ def utc(stamp: str, what: str) -> str:
     if parsed.tzinfo is None:
         raise FtctlError(f"{what} {stamp!r} has no time zone", hint="write it in UTC, e.g. 2026-11-24T22:00:00Z")
     return parsed.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def pin_descriptor(name: str, pin: HfPin | LocalPin | DvcPin | RecipePin, kind: str = "model") -> dict[str, Any]:
-    """A lock pin as an SLSA resource descriptor (plan compares these with recorded ones)."""
-    if isinstance(pin, HfPin):
-        repo = pin.ref.partition("@")[0]
-        prefix = "pkg:huggingface/" + ("datasets/" if kind == "dataset" else "")
-        return {"name": name, "uri": f"{prefix}{repo}@{pin.revision}", "digest": {"gitCommit": pin.revision}}
-    if isinstance(pin, LocalPin):
-        return {"name": name, "uri": f"file:{pin.ref}", "digest": {"sha256": pin.digest.removeprefix("sha256:")},
-                "annotations": {"size": str(pin.size), "nfiles": str(pin.nfiles)}}
-    if isinstance(pin, DvcPin):
-        annotations = {k: str(v) for k, v in (("size", pin.size), ("nfiles", pin.nfiles)) if v is not None}
-        return {"name": name, "uri": f"dvc:{pin.ref}", "digest": {"md5": pin.md5}, "annotations": annotations}
-    return {"name": name, "uri": f"ftctl:{pin.ref}", "digest": {"sha256": pin.fingerprint.removeprefix("sha256:")}}
 
 
 def build_statement(

@@ -175,15 +175,23 @@ def plan(
             from ftctl.model_errors import did_you_mean
 
             raise UsageError(f"no recipe named '{name}'", hint=did_you_mean(name, sorted(known)))
-    result = make_plan(inputs.desired, inputs.recorded, in_registry=inputs.in_registry, replace=replace, targets=targets)
+    result = make_plan(
+        inputs.desired, inputs.recorded, details=inputs.details, in_registry=inputs.in_registry,
+        replace=replace, targets=targets,
+    )
     if out is not None:
-        save_plan(out, workspace, to_json(result), inputs.digests)
+        from ftctl.plan_inputs import input_digests
+        from ftctl.statcache import StatCache
+
+        stat = StatCache(workspace.root / ".ftctl" / "statcache.json")
+        save_plan(out, workspace, to_json(result), input_digests(workspace, stat))
+        stat.save()
     if as_json:
         click.echo(json.dumps(to_json(result), indent=2, sort_keys=True))
     elif as_markdown:
         click.echo(markdown(result), nl=False)
     else:
-        for text, markup in terminal_lines(result):
+        for text, markup in terminal_lines(result, styled=sys.stdout.isatty()):
             echo(text, markup=markup)
     if out is not None:
         echo(f"saved the plan to {out}; `ftctl apply {out}` applies exactly this plan", stderr=True)

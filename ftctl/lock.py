@@ -66,6 +66,11 @@ class LockOutcome:
     old_text: str | None
     old_problem: str | None = None  # why the lock on disk could not be read
     stale_reason: str | None = None  # why ``new`` could not be computed
+    # Every path the computation read or found absent (absent paths matter too: a new
+    # ``<path>.dvc`` changes how a path resolves), and whether it consulted the dvc.lock
+    # files; ``ftctl.planmemo`` reuses a fresh lock while none of them changed.
+    deps: list[Path] = field(default_factory=list)
+    used_dvc_locks: bool = False
 
     @property
     def status(self) -> str:
@@ -179,6 +184,7 @@ class _Resolver:
         self.dvc_repo = find_repo(self.root)
         self.dvc_index = DvcIndex(self.dvc_repo, parse_cache) if self.dvc_repo is not None else None
         self._trees: dict[Path, TreeDigest] = {}  # one digest per path per run, however many recipes share it
+        self._deps: list[Path] = []  # the current recipe's
 
     @property
     def warnings(self) -> list[str]:
@@ -196,11 +202,15 @@ class _Resolver:
         old, old_text, old_problem = self._read_old(path, shown)
         keep = old if not update else None
         outcome = LockOutcome(item.name, path, shown, None, None, old, old_text, old_problem)
+        self._deps = outcome.deps = [item.path, path]
+        lookups = self.dvc_index.lock_lookups if self.dvc_index is not None else 0
         try:
             outcome.new = self._build(item, keep, computed)
         except NeedsNetwork as signal:
             outcome.stale_reason = signal.reason
             return outcome
+        finally:
+            outcome.used_dvc_locks = self.dvc_index is not None and self.dvc_index.lock_lookups > lookups
         outcome.text = render(outcome.new)
         return outcome
 
@@ -231,6 +241,7 @@ class _Resolver:
             for index, entry in enumerate(getattr(recipe, list_name) or ()):
                 inputs.append(self._dataset(entry.path, keep, f"{where}: {list_name}[{index}].path"))
         pins_path = recipe.ftctl.pins or self.workspace.config.pins
+        self._deps.append(self.root / pins_path)
         pins = read_pins(self.root / pins_path, pins_path)
         trainer = {"ftctl": __version__}
         config = training_config(recipe)
@@ -275,6 +286,7 @@ class _Resolver:
         if ref.kind == "local":
             target = Path(ref.value).expanduser()
             target = target if target.is_absolute() else self.root / target
+            self._deps.append(target)
             if not target.exists():
                 raise FtctlError(f"{where} {text}: no such directory")
             digest = self._tree(target, ref.value)
@@ -288,7 +300,9 @@ class _Resolver:
 
     def _dataset(self, text: str, keep: Lockfile | None, where: str) -> HfPin | LocalPin | DvcPin:
         target = (self.root / text).resolve() if not Path(text).expanduser().is_absolute() else Path(text).expanduser()
+        self._deps.append(target)
         if self.dvc_index is not None and self.dvc_repo is not None and target.is_relative_to(self.dvc_repo):
+            self._deps.append(target.with_name(target.name + ".dvc"))
             record = self.dvc_index.find(target)
             if record is not None:
                 if target.exists():
@@ -336,6 +350,7 @@ class _Resolver:
 
     def _config_file(self, text: str, where: str) -> str:
         target = self.root / text
+        self._deps.append(target)
         if not target.is_file():
             raise FtctlError(f"{where}: deepspeed {text}: no such file", hint="the path is relative to the workspace root")
         return tree_digest(target, text, self.cache).digest

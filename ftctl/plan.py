@@ -1,21 +1,26 @@
 """Plan: what must train, and why. A pure function of desired and recorded state.
 
-Desired = each recipe's fresh lock and training config. Recorded = the
-verified manifests (``ftctl.state``). Nothing here reads files, talks to a
-network or imports the training stack; ``plan_inputs`` gathers the data and
-the renderers print it.
+Desired = each recipe's fresh lock (its fingerprint, publish target and
+upstream). Recorded = a summary of the verified manifests (``ftctl.state``).
+Why a recipe retrains, and what its training would cost, are asked of
+``Details`` only for the recipes that train, so an unchanged workspace is
+planned from summaries (``ftctl.planmemo``) without loading every lock and
+manifest. Nothing here reads files, talks to a network or imports the
+training stack; ``plan_inputs`` gathers the data and the renderers print it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ftctl.canonical import flatten
 from ftctl.dag import topological_order
-from ftctl.lockfile import Lockfile
-from ftctl.provenance import Statement
+
+if TYPE_CHECKING:  # the models cost ~100 ms to import; an unchanged plan never needs them
+    from ftctl.lockfile import Lockfile
+    from ftctl.provenance import Statement
 
 ACTIONS = ("create", "retrain", "restore", "republish", "retire", "no-op")
 SYMBOLS = {"create": "+", "retrain": "-/+", "restore": "<=", "republish": "~", "retire": "-", "no-op": " "}
@@ -60,20 +65,45 @@ class Estimate:
 @dataclass(frozen=True)
 class Desired:
     name: str
-    lock: Lockfile
-    config: dict[str, Any]
+    fingerprint: str  # the fresh lock's
     publish: str
     upstream: str | None = None
-    estimate: Estimate | None = None
+
+
+@dataclass(frozen=True)
+class Run:
+    """What plan needs of a verified manifest."""
+
+    fingerprint: str
+    finished_on: str
+    publish: str | None
+    path: str  # as shown to the user
 
 
 @dataclass(frozen=True)
 class Recorded:
     name: str
-    current: Statement | None
-    current_path: str | None
+    current: Run | None
     fingerprints: frozenset[str] = frozenset()  # every verified manifest's, current included
     rejected: tuple[tuple[str, str], ...] = ()
+
+
+class Details(Protocol):
+    """The full records behind a summary, loaded only for the recipes that change."""
+
+    def reasons(self, name: str) -> Iterable[Reason]:
+        """What differs between the recipe's current run and its fresh lock (``diff_reasons``)."""
+
+    def estimate(self, name: str) -> Estimate | None:
+        """What training the recipe would cost."""
+
+
+class _NoDetails:
+    def reasons(self, name: str) -> Iterable[Reason]:
+        return ()
+
+    def estimate(self, name: str) -> Estimate | None:
+        return None
 
 
 @dataclass(frozen=True)
@@ -116,16 +146,18 @@ def make_plan(
     desired: dict[str, Desired],
     recorded: dict[str, Recorded],
     *,
+    details: Details | None = None,
     in_registry: Callable[[str, str], bool] = lambda name, fp: False,
     replace: Iterable[str] = (),
     targets: Iterable[str] = (),
 ) -> Plan:
     """Every recipe's action, upstream first; retired recipes last."""
     forced = set(replace)
+    known = details or _NoDetails()
     changes: dict[str, Change] = {}
     edges = {name: d.upstream if d.upstream in desired else None for name, d in desired.items()}
     for name in topological_order(edges):
-        changes[name] = _change(desired[name], recorded.get(name), changes, name in forced, in_registry)
+        changes[name] = _change(desired[name], recorded.get(name), changes, name in forced, in_registry, known)
     for name in sorted(set(recorded) - set(desired)):
         rec = recorded[name]
         if rec.current is not None:
@@ -157,17 +189,12 @@ def _with_dependants(targets: set[str], edges: dict[str, str | None]) -> set[str
 def _before(rec: Recorded) -> dict[str, Any] | None:
     if rec.current is None:
         return None
-    st = rec.current
-    return {
-        "fingerprint": st.fingerprint,
-        "finishedOn": st.finished_on,
-        "manifest": rec.current_path,
-        "publish": st.predicate.buildDefinition.externalParameters.publish,
-    }
+    run = rec.current
+    return {"fingerprint": run.fingerprint, "finishedOn": run.finished_on, "manifest": run.path, "publish": run.publish}
 
 
 def _after(d: Desired) -> dict[str, Any]:
-    return {"fingerprint": d.lock.fingerprint, "publish": d.publish, "lock": f"lockfiles/{d.name}.lock"}
+    return {"fingerprint": d.fingerprint, "publish": d.publish, "lock": f"lockfiles/{d.name}.lock"}
 
 
 def _change(
@@ -176,8 +203,9 @@ def _change(
     done: dict[str, Change],
     forced: bool,
     in_registry: Callable[[str, str], bool],
+    details: Details,
 ) -> Change:
-    fp = d.lock.fingerprint
+    fp = d.fingerprint
     current = rec.current if rec is not None else None
     before = _before(rec) if rec is not None else None
     upstream = done.get(d.upstream) if d.upstream else None
@@ -192,16 +220,16 @@ def _change(
             reasons = (Reason("restorable", None, None, f"fingerprint recorded in {where}"),)
             return Change(d.name, "restore", reasons, fp, before, _after(d), None)
         reasons = (Reason("new_recipe"), *upstream_reason, *((Reason("forced"),) if forced else ()))
-        return Change(d.name, "create", reasons, fp, before, _after(d), d.estimate)
+        return Change(d.name, "create", reasons, fp, before, _after(d), details.estimate(d.name))
     if current.fingerprint == fp and not forced:
-        old_publish = current.predicate.buildDefinition.externalParameters.publish
+        old_publish = current.publish
         if old_publish != d.publish:
             reasons = (Reason("publish_changed", "ftctl.publish", old_publish, d.publish),)
             return Change(d.name, "republish", reasons, fp, before, _after(d), None)
         return Change(d.name, "no-op", (), fp, before, _after(d), None)
     # The upstream's new fingerprint is the base model's change: say it once, as upstream_changed.
     found = [*upstream_reason, *(
-        r for r in diff_reasons(current, d) if not (upstream_reason and r.kind == "base_model_changed")
+        r for r in details.reasons(d.name) if not (upstream_reason and r.kind == "base_model_changed")
     )]
     if forced:
         found.append(Reason("forced"))
@@ -209,16 +237,16 @@ def _change(
         found.append(Reason("inputs_changed", "fingerprint", current.fingerprint, fp))
     if restorable and not forced and fp != current.fingerprint:
         return Change(d.name, "restore", (*found, Reason("restorable")), fp, before, _after(d), None)
-    return Change(d.name, "retrain", tuple(found), fp, before, _after(d), d.estimate)
+    return Change(d.name, "retrain", tuple(found), fp, before, _after(d), details.estimate(d.name))
 
 
-def diff_reasons(current: Statement, d: Desired) -> Iterable[Reason]:
-    """What differs between the recorded run and the desired one, with old -> new values."""
-    from ftctl.attest import pin_descriptor
+def diff_reasons(current: Statement, lock: Lockfile, config: dict[str, Any]) -> Iterable[Reason]:
+    """What differs between the recorded run and a fresh lock, with old -> new values."""
+    from ftctl.lockfile import pin_descriptor
 
     definition = current.predicate.buildDefinition
     old_config = flatten(definition.internalParameters.config)
-    new_config = flatten(d.config)
+    new_config = flatten(config)
     for path in _ordered(old_config, new_config):
         if old_config.get(path, _MISSING) != new_config.get(path, _MISSING):
             yield Reason("recipe_changed", path, old_config.get(path), new_config.get(path))
@@ -238,20 +266,20 @@ def diff_reasons(current: Statement, d: Desired) -> Iterable[Reason]:
         return None
 
     for reason in (
-        changed("base_model", d.lock.base_model),
-        changed("lora_model_dir", d.lock.lora_model_dir) if d.lock.lora_model_dir else None,
-        *(changed(f"datasets[{i}]", pin, "dataset") for i, pin in enumerate(d.lock.datasets)),
+        changed("base_model", lock.base_model),
+        changed("lora_model_dir", lock.lora_model_dir) if lock.lora_model_dir else None,
+        *(changed(f"datasets[{i}]", pin, "dataset") for i, pin in enumerate(lock.datasets)),
     ):
         if reason is not None:
             yield reason
     old_pins = (deps["pins"].annotations or {}).get("packages", {}) if "pins" in deps else {}
-    new_pins = d.lock.pins.packages
+    new_pins = lock.pins.packages
     for package in sorted(set(old_pins) | set(new_pins)):
         if old_pins.get(package) != new_pins.get(package):
             yield Reason("pins_changed", package, old_pins.get(package), new_pins.get(package))
     old_trainer = current.predicate.runDetails.builder.version.get("ftctl")
-    if old_trainer != d.lock.trainer.get("ftctl"):
-        yield Reason("trainer_changed", "ftctl", old_trainer, d.lock.trainer.get("ftctl"))
+    if old_trainer != lock.trainer.get("ftctl"):
+        yield Reason("trainer_changed", "ftctl", old_trainer, lock.trainer.get("ftctl"))
 
 
 _MISSING = object()

@@ -1,36 +1,48 @@
 """Gather what plan compares: desired state (recipes + fresh locks) and recorded state (manifests).
 
 Reads files only: no network (locks are computed offline, and a stale or
-missing lock is an error), no training stack.
+missing lock is an error), no training stack. What an earlier plan computed
+is reused through ``ftctl.planmemo`` while the files it came from are
+unchanged; everything else is computed as ``ftctl lock --check`` and
+``ftctl verify`` would.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import glob
+import hashlib
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from ftctl.dag import topological_order
+from ftctl._dvc import find_repo
+from ftctl.dag import find_cycle
 from ftctl.errors import FtctlError
-from ftctl.estimate import base_params, estimate
-from ftctl.fingerprint import training_config
-from ftctl.hashing import file_digest
-from ftctl.keys import trusted_keys
-from ftctl.lock import compute_locks, load_workspace_recipes
-from ftctl.parsecache import ParseCache
-from ftctl.plan import Desired, Recorded
+from ftctl.plan import Desired, Estimate, Reason, Recorded, Run
+from ftctl.planmemo import PlanMemo, RecipeMemo, RunMemo, environment, keys_digest
 from ftctl.refs import parse_model_ref
-from ftctl.statcache import StatCache
-from ftctl.state import read_state
 from ftctl.workspace import Workspace
 from ftctl.yamlio import display_path
 
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-@dataclass(frozen=True)
+    from ftctl.lockfile import Lockfile
+    from ftctl.recipe import LoadedRecipe
+    from ftctl.statcache import StatCache
+
+MANIFEST_SUFFIX = ".intoto.json"
+MANIFEST_GLOB = f"*/*{MANIFEST_SUFFIX}"
+
+
+@dataclass
 class PlanInputs:
     desired: dict[str, Desired]
     recorded: dict[str, Recorded]
     registry_root: Path | None  # a file:// registry, or None (hf:// is not consulted offline)
-    digests: dict[str, dict[str, str]]  # kind -> path -> sha256 of every file plan read
+    details: PlanDetails
 
     def in_registry(self, name: str, fingerprint: str) -> bool:
         if self.registry_root is None:
@@ -38,55 +50,256 @@ class PlanInputs:
         return (self.registry_root / name / fingerprint.removeprefix("sha256:")).is_dir()
 
 
-def gather(workspace: Workspace) -> PlanInputs:
+def gather(workspace: Workspace, *, memo: bool = True) -> PlanInputs:
+    root = workspace.root
+    dvc_repo = find_repo(root)
+    key_files = trusted_key_files(root, workspace.config.trust)
+    store = (
+        PlanMemo(root / ".ftctl" / "plan-memo.json", root,
+                 environment(root, workspace.config_path, dvc_repo), keys_digest(key_files))
+        if memo else PlanMemo.disabled(root)
+    )
+    paths = {p.stem: p for p in workspace.recipe_paths()}
+    details = PlanDetails(workspace, paths, store)
+    desired = _desired(workspace, paths, store, dvc_repo, details)
+    recorded = _recorded(root, store, key_files, details)
+    store.save()
+    registry = workspace.config.registry
+    registry_root = (root / registry[len("file://") :]) if registry.startswith("file://") else None
+    return PlanInputs(desired, recorded, registry_root, details)
+
+
+def _desired(
+    workspace: Workspace, paths: dict[str, Path], store: PlanMemo, dvc_repo: Path | None, details: PlanDetails
+) -> dict[str, Desired]:
+    memos: dict[str, RecipeMemo] = {}
+    for name in paths:
+        found = store.recipe(name, dvc_repo)
+        if found is not None and _still_valid(found, name, paths, workspace):
+            memos[name] = found
+    todo = set(paths) - set(memos)
+    if find_cycle({n: m.upstream for n, m in memos.items()}):
+        todo = set(paths)  # cannot happen for memos of fresh locks; recompute to report it properly
+    computed: dict[str, Desired] = {}
+    while todo:
+        computed = _compute(workspace, paths, todo, store, dvc_repo, details)
+        # A memo built on a recomputed upstream is valid only if its lock pinned that fingerprint.
+        moved = {
+            name for name, m in memos.items()
+            if name not in computed and m.upstream in computed
+            and computed[m.upstream].fingerprint != m.upstream_fingerprint
+        }
+        if not moved:
+            break
+        todo |= moved
+        for name in moved:
+            del memos[name]
+    desired = {name: Desired(name, m.fingerprint, m.publish, m.upstream) for name, m in memos.items()}
+    details.accelerators.update((name, m.accelerator) for name, m in memos.items())
+    desired.update(computed)
+    return {name: desired[name] for name in sorted(desired)}
+
+
+def _still_valid(memo: RecipeMemo, name: str, paths: dict[str, Path], workspace: Workspace) -> bool:
+    """The checks ``validate`` makes across recipes, on the memo's summary."""
+    if memo.upstream is not None and (memo.upstream == name or memo.upstream not in paths):
+        return False
+    return not workspace.config_valid or memo.executor in workspace.executor_names
+
+
+def _compute(
+    workspace: Workspace, paths: dict[str, Path], names: set[str], store: PlanMemo, dvc_repo: Path | None,
+    details: PlanDetails,
+) -> dict[str, Desired]:
+    """Validate and lock ``names`` (and what they build on) offline, as `ftctl lock --check` would."""
+    from ftctl.check import check_paths
+    from ftctl.errors import ValidationFailed
+    from ftctl.fingerprint import training_config
+    from ftctl.lock import compute_locks
+    from ftctl.parsecache import ParseCache
+    from ftctl.statcache import StatCache
+
     root = workspace.root
     parsed = ParseCache(root / ".ftctl" / "parsed.json")
     stat = StatCache(root / ".ftctl" / "statcache.json")
-    recipes = load_workspace_recipes(workspace, parsed)
-    report = compute_locks(workspace, recipes, network=False, cache=stat, parse_cache=parsed)
+    loaded: dict[str, LoadedRecipe] = {}
+    pending = set(names)
+    while pending:
+        report = check_paths([paths[n] for n in sorted(pending)], root, parsed)
+        if report.problems:
+            raise ValidationFailed(report.problems)
+        loaded.update((item.name, item) for item in report.recipes)
+        pending = {
+            up for item in loaded.values()
+            if (up := upstream_of(item.recipe.base_model)) is not None and up in paths and up not in loaded
+        }
+    report_ = compute_locks(workspace, loaded, sorted(loaded), network=False, cache=stat, parse_cache=parsed)
     stat.save()
     parsed.save()
-    stale = [o for o in report.outcomes if o.status != "fresh"]
+    stale = [o for o in report_.outcomes if o.status != "fresh"]
     if stale:
-        names = ", ".join(f"{o.shown} ({o.status})" for o in stale)
-        raise FtctlError(f"locks are not up to date: {names}", hint="run `ftctl lock` and commit the locks")
-    locks = {o.name: o.new for o in report.outcomes if o.new is not None}
-    edges = {name: _upstream(item.recipe.base_model) for name, item in recipes.items()}
-    desired: dict[str, Desired] = {}
-    params: dict[str, int | None] = {}
-    for name in topological_order(edges):
-        item, lock = recipes[name], locks[name]
+        shown = ", ".join(f"{o.shown} ({o.status})" for o in stale)
+        raise FtctlError(f"locks are not up to date: {shown}", hint="run `ftctl lock` and commit the locks")
+    out: dict[str, Desired] = {}
+    for outcome in report_.outcomes:
+        assert outcome.new is not None
+        item = loaded[outcome.name]
+        upstream = upstream_of(item.recipe.base_model)
+        publish = item.recipe.ftctl.publish or f"{workspace.config.registry.rstrip('/')}/{item.name}"
+        out[item.name] = Desired(item.name, outcome.new.fingerprint, publish, upstream)
+        accelerator = _accelerator(workspace, item.recipe.ftctl)
         config = training_config(item.recipe)
-        upstream = edges[name]
-        params[name] = base_params(lock, root, params.get(upstream) if upstream else None)
-        desired[name] = Desired(
-            name=name,
-            lock=lock,
-            config=config,
-            publish=item.recipe.ftctl.publish or f"{workspace.config.registry.rstrip('/')}/{name}",
-            upstream=upstream,
-            estimate=estimate(lock, config, _accelerator(workspace, item.recipe.ftctl), params[name]),
-        )
-    trusted = trusted_keys(root, workspace.config.trust)
+        details.known(item.name, outcome.new, config, accelerator)
+        pinned = getattr(outcome.new.base_model, "fingerprint", None) if upstream else None
+        summary = {
+            "fingerprint": outcome.new.fingerprint, "publish": publish, "upstream": upstream,
+            "upstream_fingerprint": pinned, "executor": item.recipe.ftctl.executor,
+            "accelerator": accelerator, "dvc_locks": outcome.used_dvc_locks,
+        }
+        store.put_recipe(item.name, summary, outcome.deps, dvc_repo)
+        store.put_config(outcome.new.recipe.digest, config)
+    return out
+
+
+def _recorded(root: Path, store: PlanMemo, key_files: list[Path], details: PlanDetails) -> dict[str, Recorded]:
+    """Every recipe's verified manifests (newest finishedOn is current); the rest rejected with a reason."""
+    trusted: dict[str, Ed25519PublicKey] | None = None
+    runs: dict[str, list[tuple[Run, Path]]] = {}
+    rejected: dict[str, list[tuple[str, str]]] = {}
+    base = root / "manifests"
+    shown_base = display_path(base)
+    for name, path in _manifest_files(base):
+        runs.setdefault(name, [])
+        shown = os.path.normpath(os.path.join(shown_base, name, path.name))
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            rejected.setdefault(name, []).append((shown, f"{path}: cannot be read ({exc.strerror})"))
+            continue
+        digest = hashlib.sha256(data).hexdigest()
+        run = store.run(digest)
+        if run is None:
+            from ftctl.manifest import ManifestError, verify_bytes
+
+            if trusted is None:
+                from ftctl.keys import keyid, load_public_key
+
+                trusted = {keyid(k): k for k in map(load_public_key, key_files)}
+            try:
+                statement = verify_bytes(data, trusted, path).statement
+            except ManifestError as exc:
+                rejected.setdefault(name, []).append((shown, exc.problem.message))
+                continue
+            run = RunMemo(
+                statement.name, statement.fingerprint, statement.finished_on,
+                statement.predicate.buildDefinition.externalParameters.publish,
+            )
+            store.put_run(digest, run)
+        if run.name != name:
+            reason = f"records recipe {run.name}, but lies under manifests/{name}/"
+            rejected.setdefault(name, []).append((shown, reason))
+            continue
+        runs[name].append((Run(run.fingerprint, run.finished_on, run.publish, shown), path))
     recorded = {}
-    for name, state in read_state(root, trusted).items():
-        current = state.current
+    for name, found in runs.items():
+        found.sort(key=lambda pair: (pair[0].finished_on, pair[1].name))
+        current = found[-1][0] if found else None
+        if found:
+            details.current[name] = found[-1][1]
         recorded[name] = Recorded(
-            name,
-            current.statement if current else None,
-            display_path(current.path) if current else None,
-            frozenset(m.statement.fingerprint for m in state.manifests),
-            tuple((display_path(p), reason) for p, reason in state.rejected),
+            name, current, frozenset(r.fingerprint for r, _ in found), tuple(rejected.get(name, ()))
         )
-    registry = workspace.config.registry
-    registry_root = (root / registry[len("file://") :]) if registry.startswith("file://") else None
-    digests = input_digests(workspace, stat)
-    stat.save()
-    return PlanInputs(desired, recorded, registry_root, digests)
+    return recorded
+
+
+def _manifest_files(base: Path) -> list[tuple[str, Path]]:
+    """(recipe name, path) of every ``manifests/<name>/*.intoto.json``, sorted (scandir: 1,000s of them)."""
+    found: list[tuple[str, Path]] = []
+    try:
+        directories = sorted(e.name for e in os.scandir(base) if e.is_dir() and not e.name.startswith("."))
+    except OSError:
+        return []
+    for name in directories:
+        with os.scandir(base / name) as entries:
+            files = sorted(e.name for e in entries if e.name.endswith(MANIFEST_SUFFIX) and not e.name.startswith(".") and not e.is_dir())
+        found.extend((name, base / name / file) for file in files)
+    return found
+
+
+@dataclass
+class PlanDetails:
+    """A recipe's lock, training config and current statement, loaded only to explain or estimate it."""
+
+    workspace: Workspace
+    paths: dict[str, Path]
+    store: PlanMemo
+    current: dict[str, Path] = field(default_factory=dict)  # name -> its current manifest
+    accelerators: dict[str, str | None] = field(default_factory=dict)
+    _configs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _locks: dict[str, Lockfile] = field(default_factory=dict)
+    _params: dict[str, int | None] = field(default_factory=dict)
+    _trusted: dict[str, Ed25519PublicKey] | None = None
+
+    def known(self, name: str, lock: Lockfile, config: dict[str, Any], accelerator: str | None) -> None:
+        self._locks[name], self._configs[name], self.accelerators[name] = lock, config, accelerator
+
+    def reasons(self, name: str) -> Iterable[Reason]:
+        from ftctl.manifest import verify_file
+        from ftctl.plan import diff_reasons
+
+        if self._trusted is None:
+            from ftctl.keys import trusted_keys
+
+            self._trusted = trusted_keys(self.workspace.root, self.workspace.config.trust)
+        manifest = verify_file(self.current[name], self._trusted)
+        return diff_reasons(manifest.statement, self._lock(name), self._config(name))
+
+    def estimate(self, name: str) -> Estimate | None:
+        from ftctl.estimate import estimate
+
+        return estimate(self._lock(name), self._config(name), self.accelerators.get(name), self._base_params(name))
+
+    def _base_params(self, name: str) -> int | None:
+        if name not in self._params:
+            from ftctl.estimate import base_params
+            from ftctl.lockfile import RecipePin
+
+            pin = self._lock(name).base_model
+            upstream = pin.ref.removeprefix("recipe:") if isinstance(pin, RecipePin) else None
+            above = self._base_params(upstream) if upstream is not None and upstream in self.paths else None
+            self._params[name] = base_params(self._lock(name), self.workspace.root, above)
+        return self._params[name]
+
+    def _config(self, name: str) -> dict[str, Any]:
+        if name not in self._configs:
+            found = self.store.config(self._lock(name).recipe.digest)
+            if found is None:
+                from ftctl.fingerprint import training_config
+                from ftctl.recipe import load_recipe
+
+                found = training_config(load_recipe(self.paths[name]).recipe)
+            self._configs[name] = found
+        return self._configs[name]
+
+    def _lock(self, name: str) -> Lockfile:
+        if name not in self._locks:
+            from ftctl.lockfile import load_lock, lock_path
+
+            path = lock_path(self.workspace.root, name)
+            self._locks[name] = load_lock(path, display_path(path))
+        return self._locks[name]
+
+
+def trusted_key_files(root: Path, patterns: list[str]) -> list[Path]:
+    """The key files matching the workspace's ``trust`` globs, in the order keys are loaded."""
+    return [Path(name) for pattern in patterns for name in sorted(glob.glob(str(root / pattern)))]
 
 
 def input_digests(workspace: Workspace, cache: StatCache | None = None) -> dict[str, dict[str, str]]:
     """sha256 of every file a plan depends on (recipes, locks, pins, manifests, trusted keys)."""
+    from ftctl.hashing import file_digest
+    from ftctl.statcache import StatCache
+
     root = workspace.root
     stat = cache or StatCache.disabled()
 
@@ -97,13 +310,13 @@ def input_digests(workspace: Workspace, cache: StatCache | None = None) -> dict[
         "recipes": workspace.recipe_paths(),
         "locks": sorted((root / "lockfiles").glob("*.lock")),
         "pins": sorted(p for p in (root / "lockfiles").glob("*.txt")),
-        "manifests": sorted((root / "manifests").glob("*/*.intoto.json")),
+        "manifests": sorted((root / "manifests").glob(MANIFEST_GLOB)),
         "keys": sorted((root / "keys").glob("*.pub")),
     }
     return {kind: {rel(p): file_digest(p, "sha256", stat) for p in paths if p.is_file()} for kind, paths in files.items()}
 
 
-def _upstream(base_model: str) -> str | None:
+def upstream_of(base_model: str) -> str | None:
     ref = parse_model_ref(base_model)
     return ref.value if ref.kind == "recipe" else None
 
@@ -114,4 +327,5 @@ def _accelerator(workspace: Workspace, block: object) -> str | None:
     if declared:
         return str(declared)
     executor = workspace.config.executors.get(getattr(block, "executor", "local"))
-    return getattr(executor, "accelerators", None)
+    value = getattr(executor, "accelerators", None)
+    return str(value) if value is not None else None

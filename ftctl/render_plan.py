@@ -34,36 +34,42 @@ def reason_line(reason: Reason) -> str:
     return f"{reason.kind:<19} {reason.text()}" if reason.text() != reason.kind else reason.kind
 
 
-def terminal_lines(plan: Plan) -> list[tuple[str, str]]:
-    """(plain text, rich markup) for each line."""
-    from ftctl.ui import escape
+def terminal_lines(plan: Plan, styled: bool = True) -> list[tuple[str, str | None]]:
+    """(plain text, rich markup) for each line; no markup (and no rich import) unless ``styled``."""
 
-    lines: list[tuple[str, str]] = []
+    def style(text: str, tag: str | None = None) -> str | None:
+        if not styled:
+            return None
+        from ftctl.ui import escape
+
+        return f"[{tag}]{escape(text)}[/{tag}]" if tag else escape(text)
+
+    lines: list[tuple[str, str | None]] = []
     for warning in plan.warnings:
         text = f"warning: {warning}"
-        lines.append((text, f"[yellow]{escape(text)}[/yellow]"))
+        lines.append((text, style(text, "yellow")))
     changed = [c for c in plan.changes if c.action != "no-op"]
     if changed:
-        lines.append(("ftctl will perform these actions:", "[bold]ftctl will perform these actions:[/bold]"))
+        text = "ftctl will perform these actions:"
+        lines.append((text, style(text, "bold")))
     for change in changed:
         head = f"  {SYMBOLS[change.action]:>3} {change.recipe}  {change.action}"
-        colour = COLOURS.get(change.action, "white")
-        lines.append(("", ""))
-        lines.append((head, f"[{colour}]{escape(head)}[/{colour}]"))
+        lines.append(("", None))
+        lines.append((head, style(head, COLOURS.get(change.action, "white"))))
         for reason in change.reasons:
             text = f"        {reason_line(reason)}"
-            lines.append((text, escape(text)))
+            lines.append((text, style(text)))
         estimate = estimate_text(change.estimate)
         if estimate:
             text = f"        {estimate}"
-            lines.append((text, f"[dim]{escape(text)}[/dim]"))
+            lines.append((text, style(text, "dim")))
     unchanged = [c.recipe for c in plan.changes if c.action == "no-op"]
     if unchanged:
         text = f"unchanged: {', '.join(unchanged)}"
-        lines.append(("", ""))
-        lines.append((text, f"[dim]{escape(text)}[/dim]"))
-    lines.append(("", ""))
-    lines.append((plan.summary(), f"[bold]{escape(plan.summary())}[/bold]"))
+        lines.append(("", None))
+        lines.append((text, style(text, "dim")))
+    lines.append(("", None))
+    lines.append((plan.summary(), style(plan.summary(), "bold")))
     return lines
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -123,3 +124,74 @@ def pulled_data() -> Path:
 
     subprocess.run([sys.executable, "-m", "dvc", "pull", "-q"], cwd=REPO, check=True, timeout=300)
     return REPO / "data"
+
+
+PLAN_RECIPE = """\
+base_model: ./models/tiny
+adapter: lora
+lora_r: 8
+datasets:
+  - path: data/train.jsonl
+    type: alpaca
+micro_batch_size: 2
+gradient_accumulation_steps: 2
+learning_rate: 0.001
+"""
+
+
+class ScenarioWorkspace:
+    """A git workspace with one recipe, a signing key and the steps apply will take."""
+
+    def __init__(self, root: Path, run_cli: RunCLI) -> None:
+        self.root = root
+        self.cli = run_cli
+        self.runs = 0
+
+    def ftctl(self, *args: str) -> object:
+        return self.cli(*args, cwd=self.root)
+
+    def commit(self) -> None:
+        git(self.root, "add", "-A")
+        git(self.root, "commit", "-qm", "change", "--allow-empty")
+
+    def lock(self) -> None:
+        result = self.cli("lock", cwd=self.root)
+        assert result.code == 0, result.err
+        self.commit()
+
+    def record(self, name: str, minute: int | None = None) -> Path:
+        """Assemble a finished run of NAME and attest it, as apply will."""
+        self.runs += 1
+        minute = self.runs if minute is None else minute
+        run = self.root / ".runs" / f"{name}-{self.runs}"
+        write(run / "adapter" / "adapter_model.safetensors", f"weights of {name} run {self.runs}")
+        write(run / "train-log.jsonl", '{"step": 1, "loss": 1.0}\n')
+        write(run / "environment.json", '{"python": "3.11.7"}\n')
+        write(run / "result.json", json.dumps({"started_at": f"2026-11-24T10:{minute:02d}:00Z",
+                                              "finished_at": f"2026-11-24T11:{minute:02d}:00Z",
+                                              "metrics": {"train_loss": 1.0}, "host": "ci"}))
+        result = self.cli("attest", str(run), "--recipe", name, cwd=self.root)
+        assert result.code == 0, result.err
+        self.commit()
+        return self.root / result.out.strip()
+
+    def plan(self, *args: str) -> dict[str, object]:
+        result = self.cli("plan", "--json", *args, cwd=self.root)
+        assert result.code == 0, result.err
+        return json.loads(result.out)
+
+
+@pytest.fixture
+def ws(tmp_path: Path, run_cli: RunCLI, monkeypatch: pytest.MonkeyPatch) -> ScenarioWorkspace:
+    root = tmp_path / "ws"
+    write(root / "models" / "tiny" / "config.json", "{}\n")
+    write(root / "data" / "train.jsonl", '{"instruction": "a", "output": "b"}\n')
+    write(root / "recipes" / "alpha.yaml", PLAN_RECIPE)
+    write(root / ".gitignore", ".ftctl/\n.runs/\n")
+    git(root, "init", "-q")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "home"))
+    assert run_cli("keygen", "ci", cwd=root).code == 0
+    monkeypatch.setenv("FTCTL_SIGNING_KEY", str(tmp_path / "home" / "ftctl" / "keys" / "ci.key"))
+    w = ScenarioWorkspace(root, run_cli)
+    w.lock()
+    return w

@@ -1,0 +1,316 @@
+"""A memo of what plan computed, so an unchanged workspace is planned from stat calls.
+
+``.ftctl/plan-memo.json`` holds, for every recipe whose lock was fresh, what
+plan needs of it (fingerprint, publish target, upstream, executor) and the
+signature of every path the lock computation read (``LockOutcome.deps``):
+(inode, size, mtime_ns) for a file, a digest of the listing for a directory,
+null for an absent path. An entry is used only while every one of them is
+unchanged, so using it gives the answer recomputing would. Verified manifests
+are memoised by the sha256 of their bytes under the digest of the trusted
+keys' bytes, so the memo never vouches for bytes that were not verified.
+
+Like the stat cache it is an optimisation only: a miss recomputes, an
+unreadable or foreign memo is discarded, and a path modified less than
+``RACY_NS`` before plan started is not recorded (as git does with its index:
+a second change within the filesystem's timestamp granularity could keep the
+same mtime).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ftctl import __version__
+from ftctl.atomic import write_atomic
+from ftctl.canonical import sha256_of
+from ftctl.hashing import IGNORED_DIRS
+
+MEMO_VERSION = 1
+RACY_NS = 2_000_000_000
+
+T = TypeVar("T")
+Signature = Any  # [ino, size, mtime_ns] | "tree:<sha256>" | None (absent)
+
+
+@dataclass(frozen=True)
+class RecipeMemo:
+    fingerprint: str
+    publish: str
+    upstream: str | None
+    upstream_fingerprint: str | None  # the upstream's, as this recipe's lock pinned it
+    executor: str
+    accelerator: str | None  # declared for the estimate
+    deps: dict[str, Signature]  # path (relative to the root where inside it) -> signature
+    dvc_locks: bool  # the lock consulted the repository's dvc.lock files
+
+
+@dataclass(frozen=True)
+class RunMemo:
+    """A manifest that verified: what plan needs of it."""
+
+    name: str
+    fingerprint: str
+    finished_on: str
+    publish: str | None
+
+
+class PlanMemo:
+    def __init__(self, path: Path | None, root: Path, env: dict[str, Any], keys: str) -> None:
+        self.path = path
+        self.root = root
+        self.started = time.time_ns()
+        self._env = env
+        self._keys = keys
+        self._recipes: dict[str, dict[str, Any]] = {}
+        self._manifests: dict[str, dict[str, Any]] = {}
+        self._dvc_locks: dict[str, Signature] | None = None
+        self._dvc_locks_valid: bool | None = None
+        self._dvc_repo: Path | None = None
+        self._new_recipes: dict[str, dict[str, Any]] = {}
+        self._new_manifests: dict[str, dict[str, Any]] = {}
+        self._seen: dict[str, Signature] = {}  # recipes share models, data and pins: stat each once
+        self._dirty = False
+        body = _load(path) if path is not None else {}
+        if body.get("env") == env:
+            self._recipes = _dict(body.get("recipes"))
+            locks = body.get("dvc_locks")
+            self._dvc_locks = locks if isinstance(locks, dict) else None
+        if body.get("keys") == keys:
+            self._manifests = _dict(body.get("manifests"))
+
+    @classmethod
+    def disabled(cls, root: Path) -> PlanMemo:
+        return cls(None, root, {}, "")
+
+    # Recipes
+
+    def recipe(self, name: str, dvc_repo: Path | None) -> RecipeMemo | None:
+        """The memo of ``name`` while every path it depends on is unchanged, else None."""
+        raw = self._recipes.get(name)
+        memo = _typed(RecipeMemo, raw, _RECIPE_TYPES)
+        if memo is None:
+            return None
+        for shown, recorded in memo.deps.items():
+            if shown not in self._seen:
+                self._seen[shown] = signature(os.path.join(self.root, shown), self.started)[0]
+            if self._seen[shown] != recorded:
+                return None
+        if memo.dvc_locks and not self._dvc_locks_unchanged(dvc_repo):
+            return None
+        self._new_recipes[name] = raw  # type: ignore[assignment]
+        return memo
+
+    def put_recipe(self, name: str, memo_without_deps: dict[str, Any], deps: list[Path], dvc_repo: Path | None) -> None:
+        """Record a fresh lock's result, unless one of its paths changed too recently to trust."""
+        sigs: dict[str, Signature] = {}
+        for path in deps:
+            sig, stable = signature(path, self.started)
+            if not stable:
+                return
+            sigs[self._shown(path)] = sig
+        if memo_without_deps.get("dvc_locks") and not self._record_dvc_locks(dvc_repo):
+            return
+        entry = {**memo_without_deps, "deps": sigs}
+        RecipeMemo(**entry)  # the same shape it will be read back in
+        self._new_recipes[name] = entry
+        self._dirty = True
+
+    # Training configs, by the digest the lock records (``recipe.digest``), to explain a retrain
+    # without loading the recipe. Content-addressed: a file whose content does not match is ignored.
+
+    def config(self, digest: str) -> dict[str, Any] | None:
+        if self.path is None:
+            return None
+        try:
+            config = json.loads(self._config_path(digest).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return config if isinstance(config, dict) and sha256_of(config) == digest else None
+
+    def put_config(self, digest: str, config: dict[str, Any]) -> None:
+        if self.path is None or self._config_path(digest).exists():
+            return
+        try:  # key order kept: plan lists changed fields in the recipe's order
+            write_atomic(self._config_path(digest), json.dumps(config, separators=(",", ":")))
+        except OSError:
+            return
+
+    def _config_path(self, digest: str) -> Path:
+        assert self.path is not None
+        return self.path.parent / "configs" / f"{digest.removeprefix('sha256:')}.json"
+
+    # Manifests
+
+    def run(self, content_digest: str) -> RunMemo | None:
+        raw = self._manifests.get(content_digest)
+        run = _typed(RunMemo, raw, _RUN_TYPES)
+        if run is not None:
+            self._new_manifests[content_digest] = raw  # type: ignore[assignment]
+        return run
+
+    def put_run(self, content_digest: str, run: RunMemo) -> None:
+        self._new_manifests[content_digest] = asdict(run)
+        self._dirty = True
+
+    def save(self) -> None:
+        """Keep what this plan used or computed (so the memo does not grow), atomically."""
+        if self.path is None:
+            return
+        if not self._dirty and self._new_recipes.keys() == self._recipes.keys() and self._new_manifests.keys() == self._manifests.keys():
+            return
+        body = {
+            "version": MEMO_VERSION,
+            "env": self._env,
+            "keys": self._keys,
+            "dvc_locks": self._dvc_locks,
+            "recipes": self._new_recipes,
+            "manifests": self._new_manifests,
+        }
+        try:
+            write_atomic(self.path, json.dumps(body, separators=(",", ":"), sort_keys=True))
+        except OSError:
+            return  # a read-only checkout: correctness does not depend on the memo
+
+    # The dvc.lock files: one set for the whole workspace, checked at most once per plan.
+
+    def _dvc_locks_unchanged(self, dvc_repo: Path | None) -> bool:
+        if self._dvc_locks_valid is None:
+            current = self._scan_dvc_locks(dvc_repo)
+            self._dvc_locks_valid = current is not None and current[0] == self._dvc_locks
+        return self._dvc_locks_valid
+
+    def _record_dvc_locks(self, dvc_repo: Path | None) -> bool:
+        current = self._scan_dvc_locks(dvc_repo)
+        if current is None or not current[1]:
+            return False
+        if self._dvc_locks != current[0]:
+            self._dvc_locks = current[0]
+            self._new_recipes = {k: v for k, v in self._new_recipes.items() if not v.get("dvc_locks")}
+        self._dvc_locks_valid = True
+        return True
+
+    def _scan_dvc_locks(self, dvc_repo: Path | None) -> tuple[dict[str, Signature], bool] | None:
+        if dvc_repo is None:
+            return None
+        from ftctl._dvc import find_dvc_locks
+
+        found: dict[str, Signature] = {}
+        stable = True
+        for lock in find_dvc_locks(dvc_repo):
+            sig, ok = signature(lock, self.started)
+            found[self._shown(lock)] = sig
+            stable = stable and ok
+        return found, stable
+
+    def _shown(self, path: Path) -> str:
+        absolute = path if path.is_absolute() else self.root / path
+        try:
+            return absolute.relative_to(self.root).as_posix()
+        except ValueError:
+            return str(absolute)
+
+
+
+def signature(path: str | Path, started: int) -> tuple[Signature, bool]:
+    """(signature, stable): stable when nothing in it changed within RACY_NS of ``started``."""
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None, True
+    if not stat.S_ISDIR(st.st_mode):
+        return [st.st_ino, st.st_size, st.st_mtime_ns], st.st_mtime_ns < started - RACY_NS
+    return _tree_signature(path, started)
+
+
+def _tree_signature(root: str | Path, started: int) -> tuple[str, bool]:
+    digest = hashlib.sha256()
+    newest = 0
+    for directory, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames[:] = sorted(d for d in dirnames if d not in IGNORED_DIRS)
+        for name in (".", *sorted(filenames), *dirnames):
+            path = os.path.join(directory, name)
+            try:
+                st = os.stat(path)  # through symlinks: what the tree digest hashes
+            except OSError:
+                st = os.lstat(path)
+            newest = max(newest, st.st_mtime_ns)
+            rel = os.path.relpath(path, root)
+            digest.update(f"{rel}\0{st.st_mode}\0{st.st_ino}\0{st.st_size}\0{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
+    return f"tree:{digest.hexdigest()}", newest < started - RACY_NS
+
+
+def environment(root: Path, config_path: Path | None, dvc_repo: Path | None) -> dict[str, Any]:
+    """What every recipe memo depends on: ftctl itself, ftctl.yaml and where the DVC repository is."""
+    config = None
+    if config_path is not None:
+        try:
+            config = hashlib.sha256(config_path.read_bytes()).hexdigest()
+        except OSError:
+            config = None
+    return {
+        "version": MEMO_VERSION,
+        "ftctl": __version__,
+        "code": _code_signature(),
+        "config": config,
+        "dvc_repo": str(dvc_repo) if dvc_repo is not None else None,
+    }
+
+
+def keys_digest(key_files: list[Path]) -> str:
+    """sha256 over the trusted keys' names and bytes."""
+    digest = hashlib.sha256()
+    for path in key_files:
+        try:
+            digest.update(f"{path.name}\0".encode() + hashlib.sha256(path.read_bytes()).digest())
+        except OSError:
+            digest.update(f"{path.name}\0unreadable".encode())
+    return digest.hexdigest()
+
+
+def _code_signature() -> str:
+    """ftctl's own source files: a development checkout that changes them drops the memo."""
+    package = Path(__file__).parent
+    digest = hashlib.sha256()
+    for directory, dirnames, filenames in os.walk(package):
+        dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+        for name in sorted(filenames):
+            if name.endswith(".py"):
+                st = os.stat(os.path.join(directory, name))
+                digest.update(f"{directory}/{name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+_OPT_STR = (str, type(None))
+_RECIPE_TYPES: dict[str, Any] = {
+    "fingerprint": str, "publish": str, "upstream": _OPT_STR, "upstream_fingerprint": _OPT_STR,
+    "executor": str, "accelerator": _OPT_STR, "deps": dict, "dvc_locks": bool,
+}
+_RUN_TYPES: dict[str, Any] = {"name": str, "fingerprint": str, "finished_on": str, "publish": _OPT_STR}
+
+
+def _typed(kind: type[T], raw: Any, types: dict[str, Any]) -> T | None:
+    """``kind(**raw)`` when ``raw`` has exactly the fields of the right types (the memo is never trusted)."""
+    if not isinstance(raw, dict) or raw.keys() != types.keys():
+        return None
+    if not all(isinstance(raw[k], t) for k, t in types.items()):
+        return None
+    return kind(**raw)
+
+
+def _load(path: Path) -> dict[str, Any]:
+    try:
+        body = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return body if isinstance(body, dict) and body.get("version") == MEMO_VERSION else {}
+
+
+def _dict(value: Any) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in value.items() if isinstance(v, dict)} if isinstance(value, dict) else {}
