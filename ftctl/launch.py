@@ -44,6 +44,27 @@ def run_worker(root: Path, loaded: LoadedRecipe, output: Path, fingerprint: str 
     spec_path = output / "spec.json"
     write_atomic(spec_path, spec.model_dump_json(indent=2) + "\n")
     env = {**os.environ, **DETERMINISM_ENV}
-    proc = subprocess.run([sys.executable, "-m", "ftctl.worker", str(spec_path)], env=env, check=False)
+    proc = subprocess.run(worker_command(spec_path, gpu_count(env)), env=env, check=False)
     spec_path.unlink(missing_ok=True)  # not part of the run directory's contract
     return proc.returncode
+
+
+def worker_command(spec_path: Path, gpus: int) -> list[str]:
+    """One worker process, or one per GPU through `accelerate launch` (DeepSpeed/FSDP come from the recipe)."""
+    worker = ["-m", "ftctl.worker", str(spec_path)]
+    if gpus <= 1:
+        return [sys.executable, *worker]
+    return [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(gpus), "--module",
+            "ftctl.worker", str(spec_path)]
+
+
+def gpu_count(env: dict[str, str]) -> int:
+    """The GPUs this run may use, without importing torch: CUDA_VISIBLE_DEVICES, else nvidia-smi."""
+    visible = env.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return len([d for d in visible.split(",") if d.strip() and d.strip() != "-1"])
+    try:
+        listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return 0
+    return sum(line.startswith("GPU ") for line in listed.stdout.splitlines()) if listed.returncode == 0 else 0

@@ -36,8 +36,6 @@ def check_hardware(recipe: Recipe, cuda: bool) -> None:
     if recipe.max_prompt_len is not None:
         raise FtctlError("max_prompt_len is not supported by trl 1.16's preference trainers",
                          hint="remove it; sequence_len bounds prompt and answer together")
-    if recipe.sample_packing:
-        raise FtctlError("sample_packing is not trained by this ftctl yet", hint="set sample_packing: false for now")
     if not cuda:
         for key, what in (("load_in_4bit", "QLoRA (bitsandbytes 4-bit)"), ("load_in_8bit", "8-bit loading (bitsandbytes)"),
                           ("flash_attention", "flash attention"), ("deepspeed", "DeepSpeed"), ("fsdp", "FSDP")):
@@ -56,12 +54,12 @@ def _resolve(root: Path, text: str) -> Path:
     return path if path.is_absolute() else root / path
 
 
-def _rows(recipe: Recipe, root: Path) -> Iterator[tuple[Any, str, dict[str, Any]]]:
+def _rows(recipe: Recipe, root: Path, list_name: str = "datasets") -> Iterator[tuple[Any, str, dict[str, Any]]]:
     """(dataset entry, where, row) for every row of every dataset, read through `datasets`."""
     from datasets import load_dataset
 
-    for index, entry in enumerate(recipe.datasets or []):
-        where = f"datasets[{index}] ({entry.path})"
+    for index, entry in enumerate(getattr(recipe, list_name) or []):
+        where = f"{list_name}[{index}] ({entry.path})"
         source = _resolve(root, entry.path)
         if not source.exists():
             raise FtctlError(f"{where}: not found on this machine", hint="run `dvc pull` for DVC-tracked data")
@@ -71,15 +69,15 @@ def _rows(recipe: Recipe, root: Path) -> Iterator[tuple[Any, str, dict[str, Any]
             yield entry, where, row
 
 
-def build_preference_dataset(recipe: Recipe, root: Path) -> list[dict[str, Any]]:
+def build_preference_dataset(recipe: Recipe, root: Path, list_name: str = "datasets") -> list[dict[str, Any]]:
     from ftctl.worker.preference import preference_row
 
-    return [preference_row(entry, row, where) for entry, where, row in _rows(recipe, root)]
+    return [preference_row(entry, row, where) for entry, where, row in _rows(recipe, root, list_name)]
 
 
-def build_dataset(recipe: Recipe, tokenizer: Any, root: Path) -> list[dict[str, list[int]]]:
+def build_dataset(recipe: Recipe, tokenizer: Any, root: Path, list_name: str = "datasets") -> list[dict[str, list[int]]]:
     rows: list[dict[str, list[int]]] = []
-    for entry, where, row in _rows(recipe, root):
+    for entry, where, row in _rows(recipe, root, list_name):
         if entry.type == "alpaca":
             rows.append(formats.alpaca(tokenizer, row, recipe.train_on_inputs, where))
         elif entry.type == "chat_template":
@@ -108,10 +106,16 @@ def run(spec: RunSpec) -> Path:
     cuda = torch.cuda.is_available()
     check_hardware(recipe, cuda)
     from peft import LoraConfig
-    from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
+    from transformers import AutoTokenizer, set_seed
+
+    from ftctl.worker.loading import add_tokens, check_new_tokens_train, load_model
     root = Path(spec.workspace)
     out = Path(spec.output_dir)
     torch.use_deterministic_algorithms(True)
+    # Deterministic mode also fills every torch.empty with NaN, a debugging aid that made trl's chunked
+    # log-prob buffer (tokens x vocab chunk, refilled each step) a third of CPU training time. Kernels
+    # write those buffers before reading them, so results stay bitwise identical (tested).
+    torch.utils.deterministic.fill_uninitialized_memory = False  # type: ignore[attr-defined]
     torch.backends.cudnn.deterministic = True
     torch.backends.cudnn.benchmark = False
     torch.backends.cuda.matmul.allow_tf32 = recipe.tf32
@@ -121,22 +125,41 @@ def run(spec: RunSpec) -> Path:
         raise FtctlError("base_model: recipe:<name> is trained by apply, which knows where that output is")
     source = str(_resolve(root, ref.value)) if ref.kind == "local" else ref.value
     revision = ref.revision if ref.kind == "hf" else None
-    tokenizer = AutoTokenizer.from_pretrained(source, revision=revision)
+    tokenizer = AutoTokenizer.from_pretrained(source, revision=revision, trust_remote_code=recipe.trust_remote_code)
+    model = load_model(source, revision, recipe, cuda)
+    vocabulary = len(tokenizer)
+    tokenizer_changed = add_tokens(recipe, tokenizer, model)
+    check_new_tokens_train(recipe, len(tokenizer) > vocabulary)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    rows: list[dict[str, Any]] = (
-        build_preference_dataset(recipe, root) if recipe.rl else list(build_dataset(recipe, tokenizer, root))
-    )
+    if recipe.sample_packing and not getattr(model, "_supports_attention_backend", False):
+        raise FtctlError(f"sample_packing: {type(model).__name__} does not take packed sequences (position_ids "
+                         "through transformers' attention interface)", hint="set sample_packing: false for this model")
+
+    def build(list_name: str) -> list[dict[str, Any]]:
+        if recipe.rl:
+            return build_preference_dataset(recipe, root, list_name)
+        return build_dataset(recipe, tokenizer, root, list_name)
+
+    rows = build("datasets")
     if not rows:
         raise FtctlError("the datasets produced no trainable rows", hint="check the dataset types and roles_to_train")
     from datasets import Dataset
 
-    dataset = Dataset.from_list(rows)
-    split = None
-    if recipe.val_set_size:
+    train_set, eval_set = Dataset.from_list(rows), None
+    if recipe.test_datasets:
+        eval_set = Dataset.from_list(build("test_datasets"))
+    elif recipe.val_set_size:
         size = recipe.val_set_size if recipe.val_set_size < 1 else int(recipe.val_set_size)
-        split = dataset.train_test_split(test_size=size, seed=recipe.seed, shuffle=True)
-    model = AutoModelForCausalLM.from_pretrained(source, revision=revision, dtype=torch.float32 if not cuda else "auto")
+        split = train_set.train_test_split(test_size=size, seed=recipe.seed, shuffle=True)
+        train_set, eval_set = split["train"], split["test"]
+    if recipe.sample_packing:
+        from trl.data_utils import pack_dataset
+
+        # Best-fit decreasing keeps every sample whole; the collator then trains padding-free on position_ids.
+        train_set = pack_dataset(train_set, recipe.sequence_len, strategy="bfd")
+        if eval_set is not None and recipe.eval_sample_packing is not False:
+            eval_set = pack_dataset(eval_set, recipe.sequence_len, strategy="bfd")
     peft_config = None
     if recipe.adapter == "lora":
         targets: Any = recipe.lora_target_modules or ("all-linear" if recipe.lora_target_linear else None)
@@ -146,23 +169,33 @@ def run(spec: RunSpec) -> Path:
             use_dora=recipe.use_dora, fan_in_fan_out=recipe.lora_fan_in_fan_out, task_type="CAUSAL_LM",
         )
     common = training_arguments(recipe, cuda, out, bf16_supported=cuda and torch.cuda.is_bf16_supported(),
-                                has_eval=split is not None)
-    trainer = _trainer(recipe, common, model, tokenizer, peft_config, split["train"] if split else dataset,
-                       split["test"] if split else None)
+                                has_eval=eval_set is not None, root=root)
+    trainer = _trainer(recipe, common, model, tokenizer, peft_config, train_set, eval_set)
+    if recipe.early_stopping_patience:
+        from transformers import EarlyStoppingCallback
+
+        trainer.add_callback(EarlyStoppingCallback(early_stopping_patience=recipe.early_stopping_patience))
     if not sys.stderr.isatty():
         from transformers.trainer_callback import PrinterCallback
 
         trainer.remove_callback(PrinterCallback)
         trainer.add_callback(_plain_progress())
+    # Tokens of the rows themselves (no padding), the same for packed and unpacked batches.
+    epochs = recipe.num_epochs if not recipe.max_steps else None
+    trained_tokens = int(sum(map(len, train_set["input_ids"])) * epochs) if epochs and not recipe.rl else None
     clock = time.perf_counter()
     result = trainer.train()
     wall = time.perf_counter() - clock
     adapter = out / "adapter"
-    trained: Any = trainer.model  # a PeftModel (LoRA) or the full model
+    trained: Any = trainer.model  # a PeftModel (LoRA) or the full model (the best one with load_best_model_at_end)
+    if not trainer.is_world_process_zero():
+        return out  # one process writes the run directory
     trained.save_pretrained(str(adapter))
+    if tokenizer_changed or recipe.adapter is None:
+        tokenizer.save_pretrained(str(adapter))  # the adapter (or model) needs the tokenizer it was trained with
     checkpoints = out / "checkpoints"
     if checkpoints.is_dir() and not any(checkpoints.iterdir()):
-        checkpoints.rmdir()  # save_strategy is "no": the trainer's output folder stays empty
+        checkpoints.rmdir()  # save_strategy "no": the trainer's output folder stays empty
     _name_the_base(adapter, recipe.base_model)
     log = [h for h in trainer.state.log_history if "loss" in h]
     (out / "train-log.jsonl").write_text("".join(json.dumps({
@@ -187,6 +220,8 @@ def run(spec: RunSpec) -> Path:
         "finished_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "metrics": metrics, "steps": result.global_step,
         "tokens_seen": int(trainer.state.num_input_tokens_seen or sum(len(r.get("input_ids", ())) for r in rows)),
+        "packed": recipe.sample_packing,
+        "tokens_per_second": round(trained_tokens / wall, 1) if trained_tokens and wall > 0 else None,
         "wall_time_s": round(wall, 3),
         "peak_memory_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
         "host": platform.node(),
@@ -198,7 +233,9 @@ def run(spec: RunSpec) -> Path:
     return out
 
 
-def training_arguments(recipe: Recipe, cuda: bool, out: Path, *, bf16_supported: bool, has_eval: bool) -> dict[str, Any]:
+def training_arguments(
+    recipe: Recipe, cuda: bool, out: Path, *, bf16_supported: bool, has_eval: bool, root: Path | None = None
+) -> dict[str, Any]:
     """The transformers/trl training arguments a recipe means (shared by every trainer)."""
     batch = recipe.micro_batch_size or max(1, (recipe.batch_size or 1) // (recipe.gradient_accumulation_steps or 1))
     accumulation = recipe.gradient_accumulation_steps or max(1, (recipe.batch_size or batch) // batch)
@@ -212,6 +249,20 @@ def training_arguments(recipe: Recipe, cuda: bool, out: Path, *, bf16_supported:
             evaluation = {"eval_strategy": "steps", "eval_steps": 1.0 / (recipe.evals_per_epoch * recipe.num_epochs)}
         else:
             evaluation = {"eval_strategy": recipe.eval_strategy or "epoch"}
+    extra: dict[str, Any] = {}
+    for key in ("adam_beta1", "adam_beta2", "adam_epsilon"):
+        if getattr(recipe, key) is not None:
+            extra[key] = getattr(recipe, key)
+    scheduler: str = recipe.lr_scheduler
+    if recipe.cosine_min_lr_ratio is not None and scheduler == "cosine":
+        scheduler = "cosine_with_min_lr"
+        extra["lr_scheduler_kwargs"] = {"min_lr_rate": recipe.cosine_min_lr_ratio}
+    if recipe.deepspeed is not None:
+        extra["deepspeed"] = str((root or Path.cwd()) / recipe.deepspeed)
+    if recipe.fsdp:
+        extra["fsdp"] = " ".join(recipe.fsdp)
+        if recipe.fsdp_config is not None:
+            extra["fsdp_config"] = recipe.fsdp_config.model_dump(exclude_none=True)
     return dict(
         output_dir=str(out / "checkpoints"),
         per_device_train_batch_size=batch,
@@ -220,14 +271,14 @@ def training_arguments(recipe: Recipe, cuda: bool, out: Path, *, bf16_supported:
         num_train_epochs=recipe.num_epochs,
         max_steps=recipe.max_steps or -1,
         learning_rate=recipe.learning_rate,
-        lr_scheduler_type=recipe.lr_scheduler,
+        lr_scheduler_type=scheduler,
         # transformers 5: a float below 1 is a ratio of the total steps (warmup_ratio is gone).
         warmup_steps=recipe.warmup_steps if recipe.warmup_steps is not None else (recipe.warmup_ratio or 0),
         weight_decay=recipe.weight_decay,
         max_grad_norm=recipe.max_grad_norm,
         optim=recipe.optimizer,
         logging_steps=recipe.logging_steps or 1,
-        save_strategy="no",
+        **_checkpoints(recipe, evaluation),
         report_to=report_to,
         run_name=recipe.wandb_run_name or recipe.wandb_name or recipe.mlflow_run_name,
         seed=recipe.seed,
@@ -244,7 +295,37 @@ def training_arguments(recipe: Recipe, cuda: bool, out: Path, *, bf16_supported:
         max_length=recipe.sequence_len,
         disable_tqdm=not sys.stderr.isatty(),
         **evaluation,
+        **extra,
     )
+
+
+def _checkpoints(recipe: Recipe, evaluation: dict[str, Any]) -> dict[str, Any]:
+    """Checkpoint cadence: none by default; the recipe's; matched to evaluation when the best model is kept."""
+    best = recipe.load_best_model_at_end or recipe.early_stopping_patience is not None
+    strategy = recipe.save_strategy
+    out: dict[str, Any] = {}
+    if strategy is None:
+        if recipe.save_steps:
+            strategy = "steps"
+        elif recipe.saves_per_epoch:
+            strategy = "steps"
+            out["save_steps"] = 1.0 / (recipe.saves_per_epoch * recipe.num_epochs)
+        elif best:
+            strategy = evaluation.get("eval_strategy", "epoch")
+            if "eval_steps" in evaluation:
+                out["save_steps"] = evaluation["eval_steps"]
+        else:
+            strategy = "no"
+    if recipe.save_steps:
+        out["save_steps"] = recipe.save_steps
+    out["save_strategy"] = strategy
+    if recipe.save_total_limit:
+        out["save_total_limit"] = recipe.save_total_limit
+    if best:
+        out["load_best_model_at_end"] = True
+        out["metric_for_best_model"] = recipe.metric_for_best_model or "eval_loss"
+        out["greater_is_better"] = False if (recipe.metric_for_best_model or "eval_loss").endswith("loss") else None
+    return out
 
 
 def _trainer(recipe: Recipe, common: dict[str, Any], model: Any, tokenizer: Any, peft_config: Any, dataset: Any,
@@ -256,8 +337,14 @@ def _trainer(recipe: Recipe, common: dict[str, Any], model: Any, tokenizer: Any,
         from trl.trainer.sft_config import SFTConfig
         from trl.trainer.sft_trainer import SFTTrainer
 
-        config = SFTConfig(**common, packing=False, dataset_kwargs={"skip_prepare_dataset": True},
-                           remove_unused_columns=False)
+        # Rows are tokenized, masked (and packed) by ftctl; pad_to_sequence_len gives every batch one shape.
+        pad = recipe.pad_to_sequence_len if recipe.pad_to_sequence_len is not None else recipe.sample_packing
+        varlen = recipe.sample_packing and recipe.flash_attention
+        config = SFTConfig(**common, packing=varlen, packing_strategy="bfd", padding_free=varlen,
+                           pad_to_multiple_of=recipe.sequence_len if pad else None,
+                           dataset_kwargs={"skip_prepare_dataset": True}, remove_unused_columns=False)
+        if recipe.sample_packing and not varlen:
+            kwargs["data_collator"] = packed_rows_collator(tokenizer.pad_token_id, recipe.sequence_len if pad else None)
         return SFTTrainer(args=config, **kwargs)
     beta = recipe.rl_beta if recipe.rl_beta is not None else 0.1
     if recipe.rl in ("dpo", "ipo"):
@@ -282,6 +369,28 @@ def _trainer(recipe: Recipe, common: dict[str, Any], model: Any, tokenizer: Any,
 
     orpo = ORPOConfig(**common, beta=recipe.orpo_alpha if recipe.orpo_alpha is not None else 0.1)
     return ORPOTrainer(args=orpo, **kwargs)
+
+
+def packed_rows_collator(pad_token_id: int, pad_to_multiple_of: int | None) -> Any:
+    """Packed rows for SDPA/eager attention: one row per packed sequence, position_ids restarting per sample.
+
+    Flash attention trains packed rows padding-free (trl flattens the batch and passes the sequence
+    boundaries). SDPA would then attend over the whole flattened batch at quadratic cost, so here each
+    packed row stays a row, and the attention mask is left out: transformers then builds a
+    block-diagonal mask from position_ids, so samples never attend to each other. Right padding
+    needs no mask under causal attention, and its labels are -100.
+    """
+    from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+
+    inner = DataCollatorForLanguageModeling(pad_token_id=pad_token_id, return_position_ids=True,
+                                            pad_to_multiple_of=pad_to_multiple_of)
+
+    def collate(examples: list[dict[str, Any]]) -> dict[str, Any]:
+        batch: dict[str, Any] = inner(examples)
+        batch.pop("attention_mask", None)
+        return batch
+
+    return collate
 
 
 def _plain_progress() -> Any:
