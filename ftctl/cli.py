@@ -206,12 +206,22 @@ def train(recipe: str, output: Path | None) -> None:
     """Train a recipe directly, like `axolotl train` (no lock, no manifest; see `ftctl attest`)."""
     from ftctl.launch import default_output, run_worker
     from ftctl.recipe import load_recipe
+    from ftctl.refs import parse_model_ref
     from ftctl.workspace import discover
+    from ftctl.yamlio import display_path
 
     workspace = discover(Path.cwd())
     loaded = load_recipe(_recipe_path(workspace, recipe))
     target = output if output is not None else default_output(workspace.root, loaded)
-    code = run_worker(workspace.root, loaded, target)
+    base_dir = None
+    ref = parse_model_ref(loaded.recipe.base_model)
+    if ref.kind == "recipe":  # like a chain of `axolotl train` runs: the upstream's default output
+        upstream = load_recipe(_recipe_path(workspace, ref.value))
+        base_dir = default_output(workspace.root, upstream) / "adapter"
+        if not base_dir.is_dir():
+            raise FtctlError(f"{loaded.shown}: base_model {loaded.recipe.base_model}: {display_path(base_dir)} does not exist",
+                             hint=f"train it first: ftctl train {ref.value}")
+    code = run_worker(workspace.root, loaded, target, base_model_dir=base_dir)
     if code != 0:
         raise SystemExit(code)
     echo(str(target))

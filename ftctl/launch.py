@@ -31,7 +31,10 @@ def default_output(root: Path, loaded: LoadedRecipe) -> Path:
     return root / "outputs" / loaded.name
 
 
-def run_worker(root: Path, loaded: LoadedRecipe, output: Path, fingerprint: str | None = None) -> int:
+def run_worker(
+    root: Path, loaded: LoadedRecipe, output: Path, fingerprint: str | None = None, *,
+    lock: Path | None = None, base_model_dir: Path | None = None,
+) -> int:
     """Train ``loaded`` into ``output`` (a new or empty directory); returns the worker's exit code."""
     from ftctl.worker.spec import RunSpec
 
@@ -40,7 +43,9 @@ def run_worker(root: Path, loaded: LoadedRecipe, output: Path, fingerprint: str 
         raise FtctlError(f"{output} is not empty", hint="choose another --output, or remove it: a run directory holds one run")
     output.mkdir(parents=True, exist_ok=True)
     spec = RunSpec(recipe_path=str(loaded.path.resolve()), name=loaded.name, workspace=str(root.resolve()),
-                   output_dir=str(output), fingerprint=fingerprint)
+                   output_dir=str(output), fingerprint=fingerprint,
+                   lock=str(lock.resolve()) if lock is not None else None,
+                   base_model_dir=str(base_model_dir.resolve()) if base_model_dir is not None else None)
     spec_path = output / "spec.json"
     write_atomic(spec_path, spec.model_dump_json(indent=2) + "\n")
     env = {**os.environ, **DETERMINISM_ENV}

@@ -17,13 +17,14 @@ from ftctl.refs import parse_model_ref
 def preprocess(recipe_path: Path, root: Path, rows: int = 3) -> list[str]:
     from transformers import AutoTokenizer
 
-    from ftctl.worker.train import _resolve, build_dataset, build_preference_dataset
+    from ftctl.worker.inputs import resolve_path
+    from ftctl.worker.train import build_dataset, build_preference_dataset
 
     recipe = load_recipe(recipe_path).recipe
     ref = parse_model_ref(recipe.base_model)
     if ref.kind == "recipe":
         raise FtctlError("base_model: recipe:<name>: preprocess the upstream recipe's base instead")
-    source = str(_resolve(root, ref.value)) if ref.kind == "local" else ref.value
+    source = str(resolve_path(root, ref.value)) if ref.kind == "local" else ref.value
     tokenizer = AutoTokenizer.from_pretrained(source, revision=ref.revision if ref.kind == "hf" else None)
     lines: list[str] = []
     if recipe.rl:

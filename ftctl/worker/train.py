@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from ftctl.errors import FtctlError
+from ftctl.lockfile import Lockfile
 from ftctl.recipe import load_recipe
 from ftctl.recipe.model import Recipe
-from ftctl.refs import parse_model_ref
 from ftctl.worker import formats
 from ftctl.worker.spec import RunSpec
 
@@ -49,35 +49,48 @@ def check_hardware(recipe: Recipe, cuda: bool) -> None:
                              hint="use adamw_torch on the CPU")
 
 
-def _resolve(root: Path, text: str) -> Path:
-    path = Path(text).expanduser()
-    return path if path.is_absolute() else root / path
+def _rows(recipe: Recipe, root: Path, list_name: str = "datasets", lock: Lockfile | None = None
+          ) -> Iterator[tuple[Any, str, dict[str, Any]]]:
+    """(dataset entry, where, row) for every row of every dataset, read through `datasets`.
 
-
-def _rows(recipe: Recipe, root: Path, list_name: str = "datasets") -> Iterator[tuple[Any, str, dict[str, Any]]]:
-    """(dataset entry, where, row) for every row of every dataset, read through `datasets`."""
+    A local path (fetched through DVC when tracked and missing), or a Hub dataset at the locked
+    revision (through the Hugging Face cache).
+    """
     from datasets import load_dataset
+
+    from ftctl.refs import check_hf_id, split_revision
+    from ftctl.worker.inputs import fetch_if_tracked, hub_dataset, locked_revision, resolve_path
 
     for index, entry in enumerate(getattr(recipe, list_name) or []):
         where = f"{list_name}[{index}] ({entry.path})"
-        source = _resolve(root, entry.path)
-        if not source.exists():
-            raise FtctlError(f"{where}: not found on this machine", hint="run `dvc pull` for DVC-tracked data")
+        source = resolve_path(root, entry.path)
+        if not source.exists() and not fetch_if_tracked(root, source, where):
+            repo_id, revision = split_revision(entry.path)
+            if check_hf_id(repo_id) is not None:
+                raise FtctlError(f"{where}: not found on this machine, and not a Hub dataset id",
+                                 hint="check the path (relative to the workspace root)")
+            source = hub_dataset(repo_id, locked_revision(lock, entry.path, "dataset") or revision, where)
+            files: Any = [str(source / f) for f in entry.data_files] if entry.data_files else None
+            for row in load_dataset(str(source), name=entry.name, data_files=files, split=entry.split):
+                yield entry, where, row
+            continue
         kind = entry.ds_type or ("json" if source.suffix in (".jsonl", ".json") else source.suffix.lstrip("."))
         files = [str(source / f) for f in entry.data_files] if entry.data_files else str(source)
         for row in load_dataset(kind, data_files=files, split=entry.split):
             yield entry, where, row
 
 
-def build_preference_dataset(recipe: Recipe, root: Path, list_name: str = "datasets") -> list[dict[str, Any]]:
+def build_preference_dataset(recipe: Recipe, root: Path, list_name: str = "datasets",
+                             lock: Lockfile | None = None) -> list[dict[str, Any]]:
     from ftctl.worker.preference import preference_row
 
-    return [preference_row(entry, row, where) for entry, where, row in _rows(recipe, root, list_name)]
+    return [preference_row(entry, row, where) for entry, where, row in _rows(recipe, root, list_name, lock)]
 
 
-def build_dataset(recipe: Recipe, tokenizer: Any, root: Path, list_name: str = "datasets") -> list[dict[str, list[int]]]:
+def build_dataset(recipe: Recipe, tokenizer: Any, root: Path, list_name: str = "datasets",
+                  lock: Lockfile | None = None) -> list[dict[str, list[int]]]:
     rows: list[dict[str, list[int]]] = []
-    for entry, where, row in _rows(recipe, root, list_name):
+    for entry, where, row in _rows(recipe, root, list_name, lock):
         if entry.type == "alpaca":
             rows.append(formats.alpaca(tokenizer, row, recipe.train_on_inputs, where))
         elif entry.type == "chat_template":
@@ -108,6 +121,7 @@ def run(spec: RunSpec) -> Path:
     from peft import LoraConfig
     from transformers import AutoTokenizer, set_seed
 
+    from ftctl.worker.inputs import load_base
     from ftctl.worker.loading import add_tokens, check_new_tokens_train, load_model
     root = Path(spec.workspace)
     out = Path(spec.output_dir)
@@ -120,13 +134,25 @@ def run(spec: RunSpec) -> Path:
     torch.backends.cudnn.benchmark = False
     torch.backends.cuda.matmul.allow_tf32 = recipe.tf32
     set_seed(recipe.seed)
-    ref = parse_model_ref(recipe.base_model)
-    if ref.kind == "recipe":
-        raise FtctlError("base_model: recipe:<name> is trained by apply, which knows where that output is")
-    source = str(_resolve(root, ref.value)) if ref.kind == "local" else ref.value
-    revision = ref.revision if ref.kind == "hf" else None
-    tokenizer = AutoTokenizer.from_pretrained(source, revision=revision, trust_remote_code=recipe.trust_remote_code)
+    lock = None
+    if spec.lock is not None:
+        from ftctl.lockfile import load_lock
+        from ftctl.worker.inputs import verify_inputs
+
+        lock = load_lock(Path(spec.lock), spec.lock)
+        verify_inputs(lock, root, spec.lock)
+    source, revision, merge = load_base(recipe.base_model, Path(spec.base_model_dir) if spec.base_model_dir else None,
+                                        root, lock)
+    tokenizer_source = str(merge) if merge is not None and (merge / "tokenizer_config.json").is_file() else source
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_source, revision=None if merge else revision,
+                                              trust_remote_code=recipe.trust_remote_code)
     model = load_model(source, revision, recipe, cuda)
+    if merge is not None:
+        from peft import PeftModel
+
+        if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
+            model.resize_token_embeddings(len(tokenizer))  # the upstream added tokens
+        model = PeftModel.from_pretrained(model, str(merge)).merge_and_unload()
     vocabulary = len(tokenizer)
     tokenizer_changed = add_tokens(recipe, tokenizer, model)
     check_new_tokens_train(recipe, len(tokenizer) > vocabulary)
@@ -138,8 +164,8 @@ def run(spec: RunSpec) -> Path:
 
     def build(list_name: str) -> list[dict[str, Any]]:
         if recipe.rl:
-            return build_preference_dataset(recipe, root, list_name)
-        return build_dataset(recipe, tokenizer, root, list_name)
+            return build_preference_dataset(recipe, root, list_name, lock)
+        return build_dataset(recipe, tokenizer, root, list_name, lock)
 
     rows = build("datasets")
     if not rows:

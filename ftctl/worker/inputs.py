@@ -1,0 +1,141 @@
+"""A run's inputs as its lock pinned them: fetched when missing, verified before training.
+
+apply hands the worker the lock it planned with. Hub models and datasets are
+then loaded at the locked commit (from the Hugging Face cache when it holds
+them, so HF_HUB_OFFLINE=1 works on air-gapped hosts); a DVC-tracked path
+missing from the workspace is fetched through DVC; and every local or DVC
+input is hashed as `ftctl lock` hashed it, so training never starts on data
+other than what the plan showed. Without a lock (`ftctl train`) references
+resolve as written.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ftctl._dvc import DvcRecord
+from ftctl.errors import FtctlError
+from ftctl.lockfile import DvcPin, HfPin, LocalPin, Lockfile
+from ftctl.statcache import StatCache
+
+
+def locked_revision(lock: Lockfile | None, ref: str, kind: str) -> str | None:
+    """The commit the lock pinned for the model (``kind="model"``) or dataset written ``ref``."""
+    if lock is None:
+        return None
+    pins = [lock.base_model, lock.lora_model_dir] if kind == "model" else list(lock.datasets)
+    for pin in pins:
+        if isinstance(pin, HfPin) and pin.ref == ref:
+            return pin.revision
+    return None
+
+
+def hub_dataset(repo_id: str, revision: str | None, where: str) -> Path:
+    """A Hub dataset's files at a revision, through the Hugging Face cache (offline-aware)."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    try:
+        return Path(snapshot_download(repo_id, repo_type="dataset", revision=revision))
+    except LocalEntryNotFoundError:
+        raise FtctlError(
+            f"{where}: {repo_id}@{revision or 'main'} is not in the Hugging Face cache and the Hub is not reachable",
+            hint="download it where the Hub is reachable (huggingface-cli download --repo-type dataset) "
+            "and copy the cache, or unset HF_HUB_OFFLINE",
+        ) from None
+    except HfHubHTTPError as exc:
+        raise FtctlError(f"{where}: the Hub refused {repo_id}@{revision or 'main'} ({exc.response.status_code})",
+                         hint="check the name, and HF_TOKEN for a private or gated dataset") from None
+
+
+def fetch_if_tracked(root: Path, path: Path, where: str) -> bool:
+    """`dvc pull` a DVC-tracked path missing from the workspace; False if DVC does not track it."""
+    from ftctl._dvc import find_record, find_repo
+
+    repo = find_repo(root)
+    if repo is None or not path.is_relative_to(repo) or find_record(repo, path) is None:
+        return False
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    print(f"ftctl: {where}: not in the workspace; fetching it with dvc pull", flush=True)
+    try:
+        with Repo(str(repo)) as dvc_repo:
+            dvc_repo.pull(targets=[str(path)])
+    except DvcException as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise FtctlError(f"{where}: dvc pull failed: {first}", hint="check the DVC remote (dvc remote list) and its credentials") from None
+    return path.exists()
+
+
+def verify_inputs(lock: Lockfile, root: Path, lock_shown: str) -> None:
+    """Hash every local and DVC input as the lock did; a difference names the file and stops the run."""
+    from ftctl._dvc import workspace_md5
+    from ftctl.hashing import tree_digest
+
+    cache = StatCache(root / ".ftctl" / "statcache.json")
+    pins: list[tuple[str, object]] = [("base_model", lock.base_model), ("lora_model_dir", lock.lora_model_dir)]
+    pins += [(f"datasets[{i}]", pin) for i, pin in enumerate(lock.datasets)]
+    for name, pin in pins:
+        if isinstance(pin, LocalPin):
+            target = resolve_path(root, pin.ref)
+            if not target.exists():
+                raise FtctlError(f"{name}: {pin.ref} is missing", hint=f"it is pinned by {lock_shown}")
+            found = tree_digest(target, pin.ref, cache).digest
+            expected = pin.digest
+        elif isinstance(pin, DvcPin):
+            target = resolve_path(root, pin.ref)
+            if not target.exists() and not fetch_if_tracked(root, target, name):
+                raise FtctlError(f"{name}: {pin.ref} is missing and DVC cannot fetch it", hint="run `dvc pull`")
+            record = _dvc_record(root, target)
+            found = workspace_md5(target, record.legacy if record is not None else False, cache)
+            expected = pin.md5
+        else:
+            continue
+        if found != expected:
+            raise FtctlError(
+                f"{name}: {pin.ref} differs from what {lock_shown} pinned ({expected[:19]}..., found {found[:19]}...)",
+                hint="restore it (dvc checkout, git checkout) or run `ftctl lock` and plan again",
+            )
+    cache.save()
+
+
+def _dvc_record(root: Path, target: Path) -> DvcRecord | None:
+    from ftctl._dvc import find_record, find_repo
+
+    repo = find_repo(root)
+    return find_record(repo, target) if repo is not None else None
+
+
+def resolve_path(root: Path, text: str) -> Path:
+    """A path from a recipe: absolute, or relative to the workspace root."""
+    path = Path(text).expanduser()
+    return path if path.is_absolute() else root / path
+
+
+def load_base(base_model: str, base_dir: Path | None, root: Path, lock: Lockfile | None) -> tuple[str, str | None, Path | None]:
+    """(source for from_pretrained, revision, adapter to merge first) for the recipe's base model.
+
+    ``recipe:<name>`` trains on the upstream's output (``base_dir``): a full model directory, or an
+    adapter directory whose own base is loaded and the adapter merged into it.
+    """
+    from ftctl.refs import parse_model_ref
+
+    ref = parse_model_ref(base_model)
+    if ref.kind == "recipe":
+        if base_dir is None:
+            raise FtctlError(f"base_model: {base_model}: the upstream's output is not known to this run",
+                             hint=f"train {ref.value} first (ftctl train {ref.value}); apply passes its output")
+        adapter_config = base_dir / "adapter_config.json"
+        if not adapter_config.is_file():
+            return str(base_dir), None, None
+        import json
+
+        upstream_base = json.loads(adapter_config.read_text()).get("base_model_name_or_path")
+        if not isinstance(upstream_base, str):
+            raise FtctlError(f"{adapter_config}: names no base model")
+        source, revision, _ = load_base(upstream_base, None, root, None)
+        return source, revision, base_dir
+    if ref.kind == "local":
+        return str(resolve_path(root, ref.value)), None, None
+    return ref.value, locked_revision(lock, base_model, "model") or ref.revision, None
