@@ -179,6 +179,7 @@ def plan(
         inputs.desired, inputs.recorded, details=inputs.details, in_registry=inputs.in_registry,
         replace=replace, targets=targets,
     )
+    inputs.save_memo()
     if out is not None:
         from ftctl.plan_inputs import input_digests
         from ftctl.statcache import StatCache

@@ -44,6 +44,10 @@ class PlanInputs:
     registry_root: Path | None  # a file:// registry, or None (hf:// is not consulted offline)
     details: PlanDetails
 
+    def save_memo(self) -> None:
+        """Keep what explaining the plan computed (call after make_plan)."""
+        self.details.store.save()
+
     def in_registry(self, name: str, fingerprint: str) -> bool:
         if self.registry_root is None:
             return False
@@ -51,6 +55,7 @@ class PlanInputs:
 
 
 def gather(workspace: Workspace, *, memo: bool = True) -> PlanInputs:
+    """Desired and recorded state; call ``save_memo()`` once the plan is made (it keeps what was computed)."""
     root = workspace.root
     dvc_repo = find_repo(root)
     key_files = trusted_key_files(root, workspace.config.trust)
@@ -63,7 +68,6 @@ def gather(workspace: Workspace, *, memo: bool = True) -> PlanInputs:
     details = PlanDetails(workspace, paths, store)
     desired = _desired(workspace, paths, store, dvc_repo, details)
     recorded = _recorded(root, store, key_files, details)
-    store.save()
     registry = workspace.config.registry
     registry_root = (root / registry[len("file://") :]) if registry.startswith("file://") else None
     return PlanInputs(desired, recorded, registry_root, details)
@@ -166,6 +170,7 @@ def _recorded(root: Path, store: PlanMemo, key_files: list[Path], details: PlanD
     trusted: dict[str, Ed25519PublicKey] | None = None
     runs: dict[str, list[tuple[Run, Path]]] = {}
     rejected: dict[str, list[tuple[str, str]]] = {}
+    digests: dict[Path, str] = {}
     base = root / "manifests"
     shown_base = display_path(base)
     for name, path in _manifest_files(base):
@@ -177,6 +182,7 @@ def _recorded(root: Path, store: PlanMemo, key_files: list[Path], details: PlanD
             rejected.setdefault(name, []).append((shown, f"{path}: cannot be read ({exc.strerror})"))
             continue
         digest = hashlib.sha256(data).hexdigest()
+        digests[path] = digest
         run = store.run(digest)
         if run is None:
             from ftctl.manifest import ManifestError, verify_bytes
@@ -206,6 +212,7 @@ def _recorded(root: Path, store: PlanMemo, key_files: list[Path], details: PlanD
         current = found[-1][0] if found else None
         if found:
             details.current[name] = found[-1][1]
+            details.current_digest[name] = digests[found[-1][1]]
         recorded[name] = Recorded(
             name, current, frozenset(r.fingerprint for r, _ in found), tuple(rejected.get(name, ()))
         )
@@ -234,6 +241,7 @@ class PlanDetails:
     paths: dict[str, Path]
     store: PlanMemo
     current: dict[str, Path] = field(default_factory=dict)  # name -> its current manifest
+    current_digest: dict[str, str] = field(default_factory=dict)  # name -> sha256 of that manifest's bytes
     accelerators: dict[str, str | None] = field(default_factory=dict)
     _configs: dict[str, dict[str, Any]] = field(default_factory=dict)
     _locks: dict[str, Lockfile] = field(default_factory=dict)
@@ -244,15 +252,24 @@ class PlanDetails:
         self._locks[name], self._configs[name], self.accelerators[name] = lock, config, accelerator
 
     def reasons(self, name: str) -> Iterable[Reason]:
-        from ftctl.manifest import verify_file
-        from ftctl.plan import diff_reasons
+        from ftctl.lockfile import lock_path
 
-        if self._trusted is None:
-            from ftctl.keys import trusted_keys
+        lock_digest = hashlib.sha256(lock_path(self.workspace.root, name).read_bytes()).hexdigest()
+        manifest_digest = self.current_digest[name]
+        known = self.store.reasons(manifest_digest, lock_digest)
+        if known is None:
+            from ftctl.manifest import verify_file
+            from ftctl.plan import diff_reasons
 
-            self._trusted = trusted_keys(self.workspace.root, self.workspace.config.trust)
-        manifest = verify_file(self.current[name], self._trusted)
-        return diff_reasons(manifest.statement, self._lock(name), self._config(name))
+            if self._trusted is None:
+                from ftctl.keys import trusted_keys
+
+                self._trusted = trusted_keys(self.workspace.root, self.workspace.config.trust)
+            manifest = verify_file(self.current[name], self._trusted)
+            found = list(diff_reasons(manifest.statement, self._lock(name), self._config(name)))
+            known = [(r.kind, r.path, r.old, r.new) for r in found]
+            self.store.put_reasons(manifest_digest, lock_digest, known)
+        return [Reason(*r) for r in known]
 
     def estimate(self, name: str) -> Estimate | None:
         from ftctl.estimate import estimate

@@ -75,6 +75,8 @@ class PlanMemo:
         self._dvc_repo: Path | None = None
         self._new_recipes: dict[str, dict[str, Any]] = {}
         self._new_manifests: dict[str, dict[str, Any]] = {}
+        self._reasons: dict[str, list[Any]] = {}
+        self._new_reasons: dict[str, list[Any]] = {}
         self._seen: dict[str, Signature] = {}  # recipes share models, data and pins: stat each once
         self._dirty = False
         body = _load(path) if path is not None else {}
@@ -84,6 +86,9 @@ class PlanMemo:
             self._dvc_locks = locks if isinstance(locks, dict) else None
         if body.get("keys") == keys:
             self._manifests = _dict(body.get("manifests"))
+            if body.get("env") == env:
+                reasons = body.get("reasons")
+                self._reasons = {k: v for k, v in reasons.items() if isinstance(v, list)} if isinstance(reasons, dict) else {}
 
     @classmethod
     def disabled(cls, root: Path) -> PlanMemo:
@@ -159,11 +164,28 @@ class PlanMemo:
         self._new_manifests[content_digest] = asdict(run)
         self._dirty = True
 
+    # Why a recipe retrains: a pure function of the current manifest's bytes and the fresh lock's bytes
+    # (the lock fixes the training config by its digest), so it is keyed by both.
+
+    def reasons(self, manifest_digest: str, lock_digest: str) -> list[tuple[str, str | None, Any, Any]] | None:
+        key = f"{manifest_digest}:{lock_digest}"
+        raw = self._reasons.get(key)
+        if raw is None or not all(isinstance(r, list) and len(r) == 4 and isinstance(r[0], str)
+                                  and (r[1] is None or isinstance(r[1], str)) for r in raw):
+            return None
+        self._new_reasons[key] = raw
+        return [(r[0], r[1], r[2], r[3]) for r in raw]
+
+    def put_reasons(self, manifest_digest: str, lock_digest: str, reasons: list[tuple[str, str | None, Any, Any]]) -> None:
+        self._new_reasons[f"{manifest_digest}:{lock_digest}"] = [list(r) for r in reasons]
+        self._dirty = True
+
     def save(self) -> None:
         """Keep what this plan used or computed (so the memo does not grow), atomically."""
         if self.path is None:
             return
-        if not self._dirty and self._new_recipes.keys() == self._recipes.keys() and self._new_manifests.keys() == self._manifests.keys():
+        if (not self._dirty and self._new_recipes.keys() == self._recipes.keys()
+                and self._new_manifests.keys() == self._manifests.keys() and self._new_reasons.keys() == self._reasons.keys()):
             return
         body = {
             "version": MEMO_VERSION,
@@ -172,11 +194,13 @@ class PlanMemo:
             "dvc_locks": self._dvc_locks,
             "recipes": self._new_recipes,
             "manifests": self._new_manifests,
+            "reasons": self._new_reasons,
         }
         try:
             write_atomic(self.path, json.dumps(body, separators=(",", ":"), sort_keys=True))
         except OSError:
             return  # a read-only checkout: correctness does not depend on the memo
+        self._dirty = False
 
     # The dvc.lock files: one set for the whole workspace, checked at most once per plan.
 

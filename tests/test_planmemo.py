@@ -45,6 +45,7 @@ def planned(root: Path, memo: bool) -> Any:
     except FtctlError as exc:
         return [p.render() for p in exc.problems]
     plan = make_plan(inputs.desired, inputs.recorded, details=inputs.details, in_registry=inputs.in_registry)
+    inputs.save_memo()
     return to_json(plan)
 
 
