@@ -21,7 +21,7 @@ from ftctl._dvc import find_repo
 from ftctl.dag import find_cycle
 from ftctl.errors import FtctlError
 from ftctl.plan import Desired, Estimate, Reason, Recorded, Run
-from ftctl.planmemo import PlanMemo, RecipeMemo, RunMemo, environment, keys_digest
+from ftctl.planmemo import PlanMemo, RecipeMemo, RunMemo, environment, keys_digest, signature
 from ftctl.refs import parse_model_ref
 from ftctl.workspace import Workspace
 from ftctl.yamlio import display_path
@@ -176,15 +176,14 @@ def _recorded(root: Path, store: PlanMemo, key_files: list[Path], details: PlanD
     for name, path in _manifest_files(base):
         runs.setdefault(name, [])
         shown = os.path.normpath(os.path.join(shown_base, name, path.name))
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            rejected.setdefault(name, []).append((shown, f"{path}: cannot be read ({exc.strerror})"))
-            continue
-        digest = hashlib.sha256(data).hexdigest()
-        digests[path] = digest
-        run = store.run(digest)
+        sig, stable = signature(path, store.started)
+        run = store.run(path, sig)
         if run is None:
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                rejected.setdefault(name, []).append((shown, f"{path}: cannot be read ({exc.strerror})"))
+                continue
             from ftctl.manifest import ManifestError, verify_bytes
 
             if trusted is None:
@@ -198,9 +197,10 @@ def _recorded(root: Path, store: PlanMemo, key_files: list[Path], details: PlanD
                 continue
             run = RunMemo(
                 statement.name, statement.fingerprint, statement.finished_on,
-                statement.predicate.buildDefinition.externalParameters.publish,
+                statement.predicate.buildDefinition.externalParameters.publish, hashlib.sha256(data).hexdigest(),
             )
-            store.put_run(digest, run)
+            store.put_run(path, sig, stable, run)
+        digests[path] = run.digest
         if run.name != name:
             reason = f"records recipe {run.name}, but lies under manifests/{name}/"
             rejected.setdefault(name, []).append((shown, reason))

@@ -5,9 +5,9 @@ plan needs of it (fingerprint, publish target, upstream, executor) and the
 signature of every path the lock computation read (``LockOutcome.deps``):
 (inode, size, mtime_ns) for a file, a digest of the listing for a directory,
 null for an absent path. An entry is used only while every one of them is
-unchanged, so using it gives the answer recomputing would. Verified manifests
-are memoised by the sha256 of their bytes under the digest of the trusted
-keys' bytes, so the memo never vouches for bytes that were not verified.
+unchanged, so using it gives the answer recomputing would. Manifests that
+verified are memoised by their signature under the digest of the trusted
+keys' bytes; a changed manifest (or key set) is read and verified again.
 
 Like the stat cache it is an optimisation only: a miss recomputes, an
 unreadable or foreign memo is discarded, and a path modified less than
@@ -59,6 +59,7 @@ class RunMemo:
     fingerprint: str
     finished_on: str
     publish: str | None
+    digest: str  # sha256 of the envelope's bytes
 
 
 class PlanMemo:
@@ -153,16 +154,20 @@ class PlanMemo:
 
     # Manifests
 
-    def run(self, content_digest: str) -> RunMemo | None:
-        raw = self._manifests.get(content_digest)
-        run = _typed(RunMemo, raw, _RUN_TYPES)
+    def run(self, path: Path, sig: Signature) -> RunMemo | None:
+        """The memo of a manifest that verified, while its signature (inode, size, mtime) is unchanged."""
+        raw = self._manifests.get(self._shown(path))
+        if not isinstance(raw, dict) or sig is None or raw.get("sig") != sig:
+            return None
+        run = _typed(RunMemo, {k: v for k, v in raw.items() if k != "sig"}, _RUN_TYPES)
         if run is not None:
-            self._new_manifests[content_digest] = raw  # type: ignore[assignment]
+            self._new_manifests[self._shown(path)] = raw
         return run
 
-    def put_run(self, content_digest: str, run: RunMemo) -> None:
-        self._new_manifests[content_digest] = asdict(run)
-        self._dirty = True
+    def put_run(self, path: Path, sig: Signature, stable: bool, run: RunMemo) -> None:
+        if stable and sig is not None:
+            self._new_manifests[self._shown(path)] = {**asdict(run), "sig": sig}
+            self._dirty = True
 
     # Why a recipe retrains: a pure function of the current manifest's bytes and the fresh lock's bytes
     # (the lock fixes the training config by its digest), so it is keyed by both.
@@ -316,7 +321,7 @@ _RECIPE_TYPES: dict[str, Any] = {
     "fingerprint": str, "publish": str, "upstream": _OPT_STR, "upstream_fingerprint": _OPT_STR,
     "executor": str, "accelerator": _OPT_STR, "deps": dict, "dvc_locks": bool,
 }
-_RUN_TYPES: dict[str, Any] = {"name": str, "fingerprint": str, "finished_on": str, "publish": _OPT_STR}
+_RUN_TYPES: dict[str, Any] = {"name": str, "fingerprint": str, "finished_on": str, "publish": _OPT_STR, "digest": str}
 
 
 def _typed(kind: type[T], raw: Any, types: dict[str, Any]) -> T | None:
