@@ -118,3 +118,21 @@ def test_preprocess_debug_prints_tokens_with_labels(run_cli: Any, pulled_data: A
     assert trained[-1].endswith("'<|endoftext|>'")  # EOS is trained
     assert lines[-1].startswith("96 rows after dropping those longer than sequence_len 256")
     assert run_cli("preprocess", "tiny-alpaca", cwd=REPO).code == 1  # --debug is required
+
+
+def test_named_chat_templates(tok: Any, tmp_path: Any) -> None:
+    from ftctl.recipe import load_recipe
+    from ftctl.worker.formats import chat, chat_template_for
+    from ftctl.worker.train import check_hardware
+    from tests.conftest import write
+
+    messages = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}
+    entry = ChatTemplateDataset(path="d.jsonl", type="chat_template")
+    row = chat(tok, messages, entry, chat_template_for("chatml", None), "d")
+    assert tok.decode(row["input_ids"]) == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\nyo<|im_end|>\n"
+    assert chat_template_for("tokenizer_default", None) is None
+    assert chat_template_for("jinja", "{{ x }}") == "{{ x }}"
+    text = (REPO / "recipes" / "tiny-chat.yaml").read_text() + "chat_template: llama3\n"
+    recipe = load_recipe(write(tmp_path / "r.yaml", text.replace("chat_template: tokenizer_default\n", ""))).recipe
+    with pytest.raises(FtctlError, match="chat_template: llama3 is not built into ftctl"):
+        check_hardware(recipe, cuda=True)  # refused before anything loads, never trained with another template

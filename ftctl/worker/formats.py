@@ -63,6 +63,29 @@ def input_output(tokenizer: Any, row: dict[str, Any], where: str) -> dict[str, l
     return {"input_ids": input_ids, "labels": labels}
 
 
+# ChatML, the one named template built in: the format is public and fixed. Other names are refused
+# before anything loads (chat_template_for), never silently replaced by the tokenizer's template.
+CHATML = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+BUILT_IN_TEMPLATES = {"chatml": CHATML}
+
+
+def chat_template_for(name: str, jinja: str | None) -> str | None:
+    """The Jinja template a recipe names: None for the tokenizer's own."""
+    if name == "tokenizer_default":
+        return None
+    if name == "jinja":
+        return jinja
+    if name in BUILT_IN_TEMPLATES:
+        return BUILT_IN_TEMPLATES[name]
+    raise FtctlError(
+        f"chat_template: {name} is not built into ftctl",
+        hint="use tokenizer_default (the model's own template), chatml, or jinja with chat_template_jinja",
+    )
+
+
 def chat(
     tokenizer: Any,
     row: dict[str, Any],

@@ -36,6 +36,9 @@ def check_hardware(recipe: Recipe, cuda: bool) -> None:
     if recipe.max_prompt_len is not None:
         raise FtctlError("max_prompt_len is not supported by trl 1.16's preference trainers",
                          hint="remove it; sequence_len bounds prompt and answer together")
+    for entry in [*(recipe.datasets or []), *(recipe.test_datasets or [])]:
+        if entry.type == "chat_template":
+            formats.chat_template_for(entry.chat_template or recipe.chat_template, recipe.chat_template_jinja)
     if not cuda:
         for key, what in (("load_in_4bit", "QLoRA (bitsandbytes 4-bit)"), ("load_in_8bit", "8-bit loading (bitsandbytes)"),
                           ("flash_attention", "flash attention"), ("deepspeed", "DeepSpeed"), ("fsdp", "FSDP")):
@@ -94,7 +97,7 @@ def build_dataset(recipe: Recipe, tokenizer: Any, root: Path, list_name: str = "
         if entry.type == "alpaca":
             rows.append(formats.alpaca(tokenizer, row, recipe.train_on_inputs, where))
         elif entry.type == "chat_template":
-            template = recipe.chat_template_jinja if (entry.chat_template or recipe.chat_template) == "jinja" else None
+            template = formats.chat_template_for(entry.chat_template or recipe.chat_template, recipe.chat_template_jinja)
             rows.append(formats.chat(tokenizer, row, entry, template, where))
         elif entry.type == "completion":
             rows.extend(formats.completion(tokenizer, row, entry.field, recipe.sequence_len, where))
