@@ -73,7 +73,6 @@ class PlanMemo:
         self._manifests: dict[str, dict[str, Any]] = {}
         self._dvc_locks: dict[str, Signature] | None = None
         self._dvc_locks_valid: bool | None = None
-        self._dvc_repo: Path | None = None
         self._new_recipes: dict[str, dict[str, Any]] = {}
         self._new_manifests: dict[str, dict[str, Any]] = {}
         self._reasons: dict[str, list[Any]] = {}
