@@ -17,10 +17,11 @@ from typing import Any
 from ftctl import __version__
 from ftctl._dvc import DvcIndex, find_repo, workspace_md5
 from ftctl.atomic import write_atomic
+from ftctl.canonical import sha256_of
 from ftctl.check import check_paths
 from ftctl.dag import find_cycle, topological_order
 from ftctl.errors import FtctlError, ValidationFailed
-from ftctl.fingerprint import config_digest, fingerprint, training_config
+from ftctl.fingerprint import fingerprint, training_config
 from ftctl.hashing import TreeDigest, tree_digest
 from ftctl.lockfile import (
     DvcPin,
@@ -71,6 +72,7 @@ class LockOutcome:
     # files; ``ftctl.planmemo`` reuses a fresh lock while none of them changed.
     deps: list[Path] = field(default_factory=list)
     used_dvc_locks: bool = False
+    config: dict[str, Any] | None = None  # the training config the lock's recipe.digest is of
 
     @property
     def status(self) -> str:
@@ -185,6 +187,9 @@ class _Resolver:
         self.dvc_index = DvcIndex(self.dvc_repo, parse_cache) if self.dvc_repo is not None else None
         self._trees: dict[Path, TreeDigest] = {}  # one digest per path per run, however many recipes share it
         self._deps: list[Path] = []  # the current recipe's
+        self._config: dict[str, Any] | None = None  # the current recipe's training config
+        self.real_root = self.root.resolve()
+        self._datasets: dict[str, tuple[HfPin | LocalPin | DvcPin, list[Path], bool]] = {}
 
     @property
     def warnings(self) -> list[str]:
@@ -206,6 +211,7 @@ class _Resolver:
         lookups = self.dvc_index.lock_lookups if self.dvc_index is not None else 0
         try:
             outcome.new = self._build(item, keep, computed)
+            outcome.config = self._config
         except NeedsNetwork as signal:
             outcome.stale_reason = signal.reason
             return outcome
@@ -244,7 +250,7 @@ class _Resolver:
         self._deps.append(self.root / pins_path)
         pins = read_pins(self.root / pins_path, pins_path)
         trainer = {"ftctl": __version__}
-        config = training_config(recipe)
+        config = self._config = training_config(recipe)
         identities = [pin.identity() for pin in inputs]
         if recipe.deepspeed is not None:
             identities.append({"deepspeed": self._config_file(recipe.deepspeed, where)})
@@ -253,8 +259,8 @@ class _Resolver:
         return Lockfile(
             version=1,
             recipe=RecipeEntry(
-                path=item.path.resolve().relative_to(self.root.resolve()).as_posix(),
-                digest=config_digest(recipe),
+                path=item.path.resolve().relative_to(self.real_root).as_posix(),
+                digest=sha256_of(config),
             ),
             base_model=base,
             lora_model_dir=adapter,
@@ -299,6 +305,31 @@ class _Resolver:
         return self._trees[target]
 
     def _dataset(self, text: str, keep: Lockfile | None, where: str) -> HfPin | LocalPin | DvcPin:
+        """A dataset's pin; a workspace path shared by many recipes is resolved and hashed once per run."""
+        lookups = self.dvc_index.lock_lookups if self.dvc_index is not None else 0
+        cached = self._datasets.get(text)
+        if cached is not None:
+            pin, deps, used_locks = cached
+            self._deps.extend(deps)
+            if used_locks and self.dvc_index is not None:
+                self.dvc_index.lock_lookups += 1  # this recipe depends on the dvc.lock files too
+            if isinstance(pin, LocalPin):
+                self._note_unversioned(text, where)
+            return pin
+        start = len(self._deps)
+        pin = self._resolve_dataset(text, keep, where)
+        if not isinstance(pin, HfPin):
+            used = self.dvc_index is not None and self.dvc_index.lock_lookups > lookups
+            self._datasets[text] = (pin, self._deps[start:], used)
+        return pin
+
+    def _note_unversioned(self, text: str, where: str) -> None:
+        users = self.unversioned.setdefault(text, [])
+        recipe = where.split(":")[0].removeprefix("recipe ")
+        if recipe not in users:
+            users.append(recipe)
+
+    def _resolve_dataset(self, text: str, keep: Lockfile | None, where: str) -> HfPin | LocalPin | DvcPin:
         target = (self.root / text).resolve() if not Path(text).expanduser().is_absolute() else Path(text).expanduser()
         self._deps.append(target)
         if self.dvc_index is not None and self.dvc_repo is not None and target.is_relative_to(self.dvc_repo):
@@ -316,10 +347,7 @@ class _Resolver:
                 return DvcPin(ref=text, source="dvc", md5=record.md5, size=record.size, nfiles=record.nfiles)
         if target.exists():
             digest = self._tree(target, text)
-            users = self.unversioned.setdefault(text, [])
-            recipe = where.split(":")[0].removeprefix("recipe ")
-            if recipe not in users:
-                users.append(recipe)
+            self._note_unversioned(text, where)
             return LocalPin(ref=text, source="local", digest=digest.digest, size=digest.size, nfiles=digest.nfiles)
         repo_id, revision = split_revision(text)
         if check_hf_id(repo_id) is not None:

@@ -152,7 +152,7 @@ def _compute(
         publish = item.recipe.ftctl.publish or f"{workspace.config.registry.rstrip('/')}/{item.name}"
         out[item.name] = Desired(item.name, outcome.new.fingerprint, publish, upstream)
         accelerator = _accelerator(workspace, item.recipe.ftctl)
-        config = training_config(item.recipe)
+        config = outcome.config if outcome.config is not None else training_config(item.recipe)
         details.known(item.name, outcome.new, config, accelerator)
         pinned = getattr(outcome.new.base_model, "fingerprint", None) if upstream else None
         summary = {
