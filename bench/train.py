@@ -1,10 +1,12 @@
 """Training benchmark: the ftctl worker against a bare TRL script doing the same tiny SFT.
 
-    python bench/train.py [--runs 3]
+    python bench/train.py [--runs 5]
 
 (a) Whole-process wall time of `ftctl train tiny-alpaca` next to a plain TRL
     script (same tiny model, same alpaca rows, prompt masked, LoRA r=8 on
-    q/k/v/o, batch 8, 2 epochs, lr 0.002, seed 42), median of --runs,
+    q/k/v/o, batch 8, 2 epochs, lr 0.002, seed 42, fp32 without gradient
+    checkpointing as the recipe says: trl's SFTConfig defaults to bf16 and
+    gradient checkpointing, which the script turns off), median of --runs,
     interleaved. Target: at most 1.10x.
 (b) Packing against no packing on short samples: the same recipe with
     sample_packing true and false (800 completion rows of 2 to ~150 tokens,
@@ -49,7 +51,8 @@ for line in open("data/alpaca-tiny.jsonl"):
 model = AutoModelForCausalLM.from_pretrained("models/tiny-llama", dtype=torch.float32)
 args = SFTConfig(output_dir=sys.argv[1], per_device_train_batch_size=8, num_train_epochs=2, learning_rate=0.002,
                  lr_scheduler_type="constant", optim="adamw_torch", logging_steps=1, save_strategy="no", report_to=[],
-                 seed=42, use_cpu=True, max_length=256, disable_tqdm=True, dataloader_num_workers=0)
+                 seed=42, use_cpu=True, max_length=256, disable_tqdm=True, dataloader_num_workers=0,
+                 bf16=False, gradient_checkpointing=False)  # trl defaults both to True; the recipe has neither
 lora = LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
                   task_type="CAUSAL_LM")
 trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tok, peft_config=lora)
@@ -66,7 +69,7 @@ def timed(cmd: list[str]) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     subprocess.run([sys.executable, "-m", "dvc", "pull", "-q"], cwd=REPO, check=True)
     ours, bare = [], []

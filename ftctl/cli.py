@@ -24,6 +24,7 @@ from ftctl.ui import echo, escape
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+    from ftctl.launch import Worker
     from ftctl.workspace import Workspace
 
 
@@ -205,6 +206,14 @@ def plan(
 @click.option("--output", type=click.Path(file_okay=False, path_type=Path), help="Run directory to write (default: outputs/NAME).")
 def train(recipe: str, output: Path | None) -> None:
     """Train a recipe directly, like `axolotl train` (no lock, no manifest; see `ftctl attest`)."""
+    from ftctl.launch import Worker
+
+    with Worker.start() as worker:  # the training stack imports while the recipe is checked
+        target = _train(recipe, output, worker)
+    echo(str(target))
+
+
+def _train(recipe: str, output: Path | None, worker: Worker) -> Path:
     from ftctl.launch import default_output, run_worker
     from ftctl.recipe import load_recipe
     from ftctl.refs import parse_model_ref
@@ -222,10 +231,10 @@ def train(recipe: str, output: Path | None) -> None:
         if not base_dir.is_dir():
             raise FtctlError(f"{loaded.shown}: base_model {loaded.recipe.base_model}: {display_path(base_dir)} does not exist",
                              hint=f"train it first: ftctl train {ref.value}")
-    code = run_worker(workspace.root, loaded, target, base_model_dir=base_dir)
+    code = run_worker(workspace.root, loaded, target, base_model_dir=base_dir, worker=worker)
     if code != 0:
         raise SystemExit(code)
-    echo(str(target))
+    return target
 
 
 @cli.command()

@@ -31,9 +31,37 @@ def default_output(root: Path, loaded: LoadedRecipe) -> Path:
     return root / "outputs" / loaded.name
 
 
+class Worker:
+    """A worker started before the recipe is read: it imports the training stack (seconds) while ftctl
+    validates, then reads its spec on stdin. Closed without a spec, it exits; on an error it is killed."""
+
+    def __init__(self, proc: subprocess.Popen[bytes] | None) -> None:
+        self.proc = proc
+
+    @classmethod
+    def start(cls) -> Worker:
+        env = {**os.environ, **DETERMINISM_ENV}
+        if gpu_count(env) > 1:
+            return cls(None)  # accelerate launch starts its processes itself, from a spec file
+        proc = subprocess.Popen([sys.executable, "-m", "ftctl.worker", "-"], stdin=subprocess.PIPE, env=env)
+        return cls(proc)
+
+    def __enter__(self) -> Worker:
+        return self
+
+    def __exit__(self, kind: object, error: object, trace: object) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        if error is not None:
+            self.proc.kill()
+        elif self.proc.stdin is not None:
+            self.proc.stdin.close()
+        self.proc.wait()
+
+
 def run_worker(
     root: Path, loaded: LoadedRecipe, output: Path, fingerprint: str | None = None, *,
-    lock: Path | None = None, base_model_dir: Path | None = None,
+    lock: Path | None = None, base_model_dir: Path | None = None, worker: Worker | None = None,
 ) -> int:
     """Train ``loaded`` into ``output`` (a new or empty directory); returns the worker's exit code."""
     from ftctl.worker.spec import RunSpec
@@ -46,6 +74,9 @@ def run_worker(
                    output_dir=str(output), fingerprint=fingerprint,
                    lock=str(lock.resolve()) if lock is not None else None,
                    base_model_dir=str(base_model_dir.resolve()) if base_model_dir is not None else None)
+    if worker is not None and worker.proc is not None:
+        worker.proc.communicate(spec.model_dump_json().encode())
+        return worker.proc.returncode
     spec_path = output / "spec.json"
     write_atomic(spec_path, spec.model_dump_json(indent=2) + "\n")
     env = {**os.environ, **DETERMINISM_ENV}

@@ -146,3 +146,14 @@ def test_training_arguments_map_the_recipe(tmp_path: Path) -> None:
     no_bf16 = training_arguments(recipe_with("bf16: auto\n", tmp_path), True, tmp_path,  # type: ignore[arg-type]
                                  bf16_supported=False, has_eval=False)
     assert no_bf16["bf16"] is False  # auto: only where the GPU supports it
+
+
+def test_the_prestarted_worker_ends_with_its_caller() -> None:
+    """`ftctl train` starts the worker before reading the recipe; it never outlives a failed command."""
+    from ftctl.launch import Worker
+
+    with pytest.raises(RuntimeError), Worker.start() as worker:
+        raise RuntimeError("an invalid recipe")
+    assert worker.proc is not None and worker.proc.returncode == -9  # killed, not left importing
+    quiet = subprocess.run([sys.executable, "-m", "ftctl.worker", "-"], input=b"", capture_output=True, timeout=300)
+    assert quiet.returncode == 0  # closed without a spec: nothing to train
