@@ -54,6 +54,9 @@ def test_the_locked_revision_is_what_loads(tmp_path: Path) -> None:
     assert isinstance(lock.base_model, HfPin)
     with pytest.raises(FtctlError, match="train up first"):
         load_base("recipe:up", None, tmp_path, lock)
+    write(tmp_path / "up" / "adapter_config.json", "{not json")
+    with pytest.raises(FtctlError, match=r"adapter_config\.json: unreadable"):
+        load_base("recipe:up", tmp_path / "up", tmp_path, lock)
 
 
 def hf_cache(root: Path) -> Path:

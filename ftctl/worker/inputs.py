@@ -131,7 +131,11 @@ def load_base(base_model: str, base_dir: Path | None, root: Path, lock: Lockfile
             return str(base_dir), None, None
         import json
 
-        upstream_base = json.loads(adapter_config.read_text()).get("base_model_name_or_path")
+        try:
+            config = json.loads(adapter_config.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise FtctlError(f"{adapter_config}: unreadable ({exc})", hint=f"train {ref.value} again") from None
+        upstream_base = config.get("base_model_name_or_path") if isinstance(config, dict) else None
         if not isinstance(upstream_base, str):
             raise FtctlError(f"{adapter_config}: names no base model")
         source, revision, _ = load_base(upstream_base, None, root, None)
