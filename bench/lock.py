@@ -84,9 +84,9 @@ def make_file(path: Path, gib: float) -> None:
 
 
 def bench_relock(tmp: Path, data: Path, runs: int) -> None:
-    from ftctl.lock import compute_locks, load_workspace_recipes
-    from ftctl.parsecache import ParseCache
-    from ftctl.statcache import StatCache
+    from ftctl.cache.parse import ParseCache
+    from ftctl.cache.stat import StatCache
+    from ftctl.lock.resolve import compute_locks, load_workspace_recipes
     from ftctl.workspace import discover
 
     root = tmp / "dvcrepo"
@@ -125,8 +125,8 @@ def bench_relock(tmp: Path, data: Path, runs: int) -> None:
 
 
 def bench_hash(data: Path, runs: int) -> None:
+    from ftctl.cache.stat import StatCache
     from ftctl.hashing import file_digest
-    from ftctl.statcache import StatCache
 
     size = data.stat().st_size
     subprocess.run(["cat", str(data)], stdout=subprocess.DEVNULL, check=True)  # warm the page cache

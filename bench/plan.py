@@ -33,7 +33,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from ftctl.planmemo import RACY_NS  # noqa: E402
+from ftctl.cache.planmemo import RACY_NS  # noqa: E402
 
 RECIPE = """\
 base_model: ./models/tiny
@@ -76,11 +76,11 @@ def interleaved(ours: list[str], theirs: list[str], cwd: Path, runs: int, ok: tu
 def build(root: Path, n: int) -> None:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from ftctl.attest import build_statement
-    from ftctl.keys import public_pem
-    from ftctl.lock import compute_locks, load_workspace_recipes, write_locks
-    from ftctl.manifest import sign_statement, write_manifest
-    from ftctl.rundir import RunDir
+    from ftctl.lock.resolve import compute_locks, load_workspace_recipes, write_locks
+    from ftctl.provenance.attest import build_statement
+    from ftctl.provenance.keys import public_pem
+    from ftctl.provenance.manifest import sign_statement, write_manifest
+    from ftctl.provenance.rundir import RunDir
     from ftctl.workspace import discover
 
     (root / "models" / "tiny").mkdir(parents=True)

@@ -57,10 +57,10 @@ def bench_manifests(tmp: Path, n: int, runs: int) -> None:
     from securesystemslib.dsse import Envelope
     from securesystemslib.signer import SSlibKey
 
-    from ftctl import dsse
     from ftctl.canonical import canonical_json
-    from ftctl.keys import keyid
-    from ftctl.state import read_state
+    from ftctl.provenance import dsse
+    from ftctl.provenance.keys import keyid
+    from ftctl.provenance.records import read_state
 
     key = Ed25519PrivateKey.generate()
     trusted = {keyid(key.public_key()): key.public_key()}
@@ -91,8 +91,8 @@ def bench_manifests(tmp: Path, n: int, runs: int) -> None:
 
 
 def bench_artifacts(tmp: Path, gib: float, runs: int) -> None:
-    from ftctl.manifest import VerifiedManifest, verify_artifacts
-    from ftctl.provenance import Statement
+    from ftctl.provenance.manifest import VerifiedManifest, verify_artifacts
+    from ftctl.provenance.statement import Statement
 
     adapter = tmp / "adapter"
     adapter.mkdir()

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ftctl.cache.parse import ParseCache
+from ftctl.cache.stat import StatCache
 from ftctl.errors import ConfigError, FtctlError, Location
 from ftctl.hashing import file_digest
-from ftctl.parsecache import ParseCache
-from ftctl.statcache import StatCache
 from ftctl.yamlio import load_yaml_file
 
 

@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from ftctl.cache.stat import StatCache
 from ftctl.errors import FtctlError
-from ftctl.statcache import StatCache
 
 CHUNK = 4 * 1024 * 1024
 # Directories that hold tool state, not content (huggingface_hub's local_dir metadata, VCS).

@@ -11,9 +11,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ftctl.atomic import write_atomic
 from ftctl.errors import FtctlError
-from ftctl.recipe import LoadedRecipe
+from ftctl.files import write_atomic
+from ftctl.recipe.load import LoadedRecipe
 
 DETERMINISM_ENV = {
     "PYTHONHASHSEED": "0",
@@ -64,7 +64,7 @@ def run_worker(
     lock: Path | None = None, base_model_dir: Path | None = None, worker: Worker | None = None,
 ) -> int:
     """Train ``loaded`` into ``output`` (a new or empty directory); returns the worker's exit code."""
-    from ftctl.worker.spec import RunSpec
+    from ftctl.runspec import RunSpec
 
     output = output.resolve()
     if output.exists() and any(output.iterdir()):

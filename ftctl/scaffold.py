@@ -6,8 +6,8 @@ from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 
-from ftctl.atomic import write_atomic
 from ftctl.errors import FtctlError
+from ftctl.files import write_atomic
 
 # (path in the workspace, template file in ftctl/templates)
 FILES = (

@@ -17,9 +17,9 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ftctl.errors import Problem, ValidationFailed
-from ftctl.model_errors import describe_errors
-from ftctl.patterns import ExecutorNameStr
-from ftctl.refs import check_hf_id
+from ftctl.recipe.messages import describe_errors
+from ftctl.recipe.refs import check_hf_id
+from ftctl.recipe.types import ExecutorNameStr
 from ftctl.yamlio import load_yaml_file
 
 CONFIG_NAME = "ftctl.yaml"

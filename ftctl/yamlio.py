@@ -22,8 +22,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from ftctl.cache.parse import ParseCache
 from ftctl.errors import ConfigError, Location
-from ftctl.parsecache import ParseCache
 
 MAX_FILE_BYTES = 1024 * 1024
 MAX_NODES = 100_000

@@ -16,7 +16,7 @@ sys.path.insert(0, str(ROOT))
 
 
 def schema_text() -> str:
-    from ftctl.provenance import Statement
+    from ftctl.provenance.statement import Statement
 
     body = Statement.model_json_schema(by_alias=True)
     body = {

@@ -216,7 +216,7 @@ def test_schema_agrees_with_the_validator() -> None:
     import jsonschema
     from ruamel.yaml import YAML
 
-    from ftctl.schema import schema_dict
+    from ftctl.recipe.schema import schema_dict
 
     validator = jsonschema.Draft202012Validator(schema_dict("recipe"))
     yaml = YAML(typ="safe")

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from ftctl._dvc import find_record, workspace_md5
-from ftctl.lockfile import load_lock
-from ftctl.statcache import StatCache
+from ftctl.cache.stat import StatCache
+from ftctl.lock.lockfile import load_lock
 from tests.conftest import RunCLI, write
 
 RECIPE = """\

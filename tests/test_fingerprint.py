@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from ftctl.fingerprint import NON_SEMANTIC, fingerprint, training_config
-from ftctl.lock import _without_refs
-from ftctl.recipe import validate_document
+from ftctl.lock.fingerprint import NON_SEMANTIC, fingerprint, training_config
+from ftctl.lock.resolve import _without_refs
+from ftctl.recipe.load import validate_document
 from ftctl.recipe.model import Recipe
 from ftctl.yamlio import parse_yaml
 

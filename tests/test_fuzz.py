@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
 from ftctl.errors import FtctlError, Problem
-from ftctl.recipe import validate_document
+from ftctl.recipe.load import validate_document
 from ftctl.recipe.model import Recipe
 from ftctl.yamlio import decode_text, parse_yaml
 

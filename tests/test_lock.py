@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ftctl.errors import FtctlError
-from ftctl.lockfile import load_lock
+from ftctl.lock.lockfile import load_lock
 from tests.conftest import LOCAL_RECIPE, RunCLI, write
 from tests.hubserver import HubServer, Repo
 
@@ -276,8 +276,8 @@ def test_truncated_lock(ws: Path, run_cli: RunCLI) -> None:
 
 
 def test_stat_cache_never_rereads_unchanged_files(ws: Path, run_cli: RunCLI) -> None:
-    from ftctl.lock import compute_locks, load_workspace_recipes
-    from ftctl.statcache import StatCache
+    from ftctl.cache.stat import StatCache
+    from ftctl.lock.resolve import compute_locks, load_workspace_recipes
     from ftctl.workspace import discover
 
     write(ws / "recipes" / "tiny.yaml", LOCAL_RECIPE)
@@ -355,7 +355,7 @@ def test_any_edit_of_a_lock_is_noticed(ws: Path, run_cli: RunCLI) -> None:
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
-    from ftctl.lock import compute_locks, load_workspace_recipes
+    from ftctl.lock.resolve import compute_locks, load_workspace_recipes
     from ftctl.workspace import discover
 
     write(ws / "recipes" / "tiny.yaml", LOCAL_RECIPE)

@@ -13,10 +13,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ftctl import dsse
 from ftctl.canonical import canonical_json
-from ftctl.keys import keyid, trusted_keys
-from ftctl.manifest import ManifestError, verify_artifacts, verify_bytes, verify_file
+from ftctl.provenance import dsse
+from ftctl.provenance.keys import keyid, trusted_keys
+from ftctl.provenance.manifest import ManifestError, verify_artifacts, verify_bytes, verify_file
 from tests.conftest import LOCAL_RECIPE, RunCLI, git, write
 
 
@@ -351,7 +351,7 @@ def test_audit_fails_uncommitted_attestation(attested: Attested, run_cli: RunCLI
 
 
 def test_tampered_manifest_is_not_state(attested: Attested, run_cli: RunCLI) -> None:
-    from ftctl.state import read_state
+    from ftctl.provenance.records import read_state
 
     good = read_state(attested.root, attested.trusted)["tiny"]  # type: ignore[arg-type]
     assert good.current is not None and not good.rejected

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ftctl.errors import ConfigError
-from ftctl.pins import parse_pins, pins_from_environment
+from ftctl.lock.pins import parse_pins, pins_from_environment
 
 BASE = "torch==2.13.0\ntransformers==5.24.0\npeft==0.21.2\n"
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from ftctl import dsse
 from ftctl.canonical import canonical_json
+from ftctl.provenance import dsse
 from tests.conftest import PLAN_RECIPE as RECIPE
 from tests.conftest import REPO, RunCLI, write
 from tests.conftest import ScenarioWorkspace as Workspace
@@ -194,7 +194,7 @@ def test_plan_is_offline(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None
 
 
 def test_saved_plan_staleness(ws: Workspace) -> None:
-    from ftctl.savedplan import load_saved, staleness
+    from ftctl.plan.saved import load_saved, staleness
     from ftctl.workspace import discover
 
     out = ws.root / ".ftctl" / "plan.json"
@@ -210,8 +210,8 @@ def test_saved_plan_staleness(ws: Workspace) -> None:
 
 
 def test_markdown_truncated_under_the_comment_limit() -> None:
-    from ftctl.plan import Change, Plan, Reason
-    from ftctl.render_plan import markdown
+    from ftctl.plan.planner import Change, Plan, Reason
+    from ftctl.render.plan import markdown
 
     reasons_ = tuple(Reason("recipe_changed", f"field_{i}", i, i + 1) for i in range(30))
     plan = Plan(tuple(Change(f"recipe-{n:04d}", "retrain", reasons_, "sha256:" + "0" * 64, None, None) for n in range(400)))
@@ -249,8 +249,8 @@ def test_json_golden(ws: Workspace) -> None:
 
 
 def test_estimate_from_safetensors_headers_and_accelerator() -> None:
-    from ftctl.estimate import PEAK_TFLOPS, UTILISATION, estimate, safetensors_params
-    from ftctl.lockfile import load_lock
+    from ftctl.lock.lockfile import load_lock
+    from ftctl.plan.estimate import PEAK_TFLOPS, UTILISATION, estimate, safetensors_params
 
     params = safetensors_params(REPO / "models" / "tiny-llama")
     assert params == 139_584  # every tensor of the tiny Llama, read from the header alone

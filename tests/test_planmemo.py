@@ -35,9 +35,9 @@ def age(root: Path) -> None:
 
 def planned(root: Path, memo: bool) -> Any:
     """The plan as JSON, or the error's one line."""
-    from ftctl.plan import make_plan
-    from ftctl.plan_inputs import gather
-    from ftctl.render_plan import to_json
+    from ftctl.plan.inputs import gather
+    from ftctl.plan.planner import make_plan
+    from ftctl.render.plan import to_json
     from ftctl.workspace import discover
 
     try:
@@ -52,16 +52,16 @@ def planned(root: Path, memo: bool) -> Any:
 @pytest.fixture
 def locks_computed(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     """The recipes whose locks plan recomputed."""
-    import ftctl.lock
+    import ftctl.lock.resolve
 
     seen: list[str] = []
-    real = ftctl.lock.compute_locks
+    real = ftctl.lock.resolve.compute_locks
 
     def counting(workspace: Any, recipes: Any, names: Any = (), **kwargs: Any) -> Any:
         seen.extend(sorted(recipes))
         return real(workspace, recipes, names, **kwargs)
 
-    monkeypatch.setattr(ftctl.lock, "compute_locks", counting)
+    monkeypatch.setattr(ftctl.lock.resolve, "compute_locks", counting)
     yield seen
 
 
@@ -145,7 +145,7 @@ def test_memo_never_vouches_for_a_tampered_manifest_or_an_untrusted_key(ws: Work
     # Trust another key instead: the memo of verified manifests no longer applies.
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from ftctl.keys import public_pem
+    from ftctl.provenance.keys import public_pem
 
     for key in (ws.root / "keys").glob("*.pub"):
         key.write_bytes(public_pem(Ed25519PrivateKey.generate().public_key()))

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 
 from ftctl.errors import Location, Problem
-from ftctl.recipe import load_recipe, validate_document
 from ftctl.recipe.datasets import DATASET_TYPES
+from ftctl.recipe.load import load_recipe, validate_document
 from ftctl.recipe.model import Recipe
+from ftctl.recipe.refs import ModelRef, parse_model_ref
 from ftctl.recipe.unsupported import UNSUPPORTED_KEYS
-from ftctl.refs import ModelRef, parse_model_ref
 from ftctl.yamlio import parse_yaml
 from tests.conftest import REPO, VALID_RECIPE
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from ftctl.errors import Problem
-from ftctl.recipe import validate_document
+from ftctl.recipe.load import validate_document
 from ftctl.recipe.model import Recipe
 from ftctl.recipe.rules import RULES, check_rules
 from ftctl.yamlio import parse_yaml

@@ -121,7 +121,7 @@ def test_preprocess_debug_prints_tokens_with_labels(run_cli: Any, pulled_data: A
 
 
 def test_named_chat_templates(tok: Any, tmp_path: Any) -> None:
-    from ftctl.recipe import load_recipe
+    from ftctl.recipe.load import load_recipe
     from ftctl.worker.formats import chat, chat_template_for
     from ftctl.worker.train import check_hardware
     from tests.conftest import write

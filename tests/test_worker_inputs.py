@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from ftctl.errors import FtctlError
-from ftctl.lockfile import HfPin, Lockfile, load_lock
+from ftctl.lock.lockfile import HfPin, Lockfile, load_lock
 from ftctl.worker.inputs import fetch_if_tracked, load_base, locked_revision, verify_inputs
 from tests.conftest import REPO, RunCLI, ScenarioWorkspace, git, write
 

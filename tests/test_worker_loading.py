@@ -10,7 +10,7 @@ import pytest
 
 from ftctl.errors import FtctlError
 from ftctl.launch import gpu_count, worker_command
-from ftctl.recipe import load_recipe
+from ftctl.recipe.load import load_recipe
 from ftctl.worker.loading import add_tokens, check_new_tokens_train, model_kwargs
 from tests.conftest import REPO, RunCLI, write
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from ftctl.errors import FtctlError
-from ftctl.recipe import load_recipe
+from ftctl.recipe.load import load_recipe
 from ftctl.worker.train import check_hardware
 from tests.conftest import REPO, RunCLI, write
 

@@ -12,10 +12,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from ftctl.cache.parse import ParseCache
 from ftctl.errors import Problem, ValidationFailed
-from ftctl.model_errors import describe_errors
-from ftctl.parsecache import ParseCache
 from ftctl.recipe.datasets import DATASET_TYPE_POINTERS
+from ftctl.recipe.messages import describe_errors
 from ftctl.recipe.model import Recipe, recipe_name_problem
 from ftctl.recipe.rules import check_rules
 from ftctl.recipe.unsupported import RENAMED_KEYS, UNSUPPORTED_KEYS

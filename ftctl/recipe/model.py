@@ -13,7 +13,10 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ftctl.patterns import (
+from ftctl.recipe.datasets import DatasetEntry, NonEmptyStr
+from ftctl.recipe.names import ChatTemplateName, OptimizerName, RLName, SchedulerName
+from ftctl.recipe.refs import RECIPE_NAME_RE, check_hf_id, parse_model_ref
+from ftctl.recipe.types import (
     AcceleratorsStr,
     DeepSpeedPathStr,
     ExecutorNameStr,
@@ -21,9 +24,6 @@ from ftctl.patterns import (
     ModelClassStr,
     TokenizerClassStr,
 )
-from ftctl.recipe.datasets import DatasetEntry, NonEmptyStr
-from ftctl.recipe.names import ChatTemplateName, OptimizerName, RLName, SchedulerName
-from ftctl.refs import RECIPE_NAME_RE, check_hf_id, parse_model_ref
 
 PositiveInt = Annotated[int, Field(gt=0)]
 NonNegativeInt = Annotated[int, Field(ge=0)]

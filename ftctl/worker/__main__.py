@@ -25,7 +25,7 @@ def main() -> int:
             return 0  # the caller stopped before training (e.g. an invalid recipe)
     else:
         text = Path(sys.argv[1]).read_bytes()
-    from ftctl.worker.spec import RunSpec
+    from ftctl.runspec import RunSpec
     from ftctl.worker.train import run
 
     try:

@@ -14,9 +14,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from ftctl._dvc import DvcRecord
+from ftctl.cache.stat import StatCache
 from ftctl.errors import FtctlError
-from ftctl.lockfile import DvcPin, HfPin, LocalPin, Lockfile
-from ftctl.statcache import StatCache
+from ftctl.lock.lockfile import DvcPin, HfPin, LocalPin, Lockfile
 
 
 def locked_revision(lock: Lockfile | None, ref: str, kind: str) -> str | None:
@@ -119,7 +119,7 @@ def load_base(base_model: str, base_dir: Path | None, root: Path, lock: Lockfile
     ``recipe:<name>`` trains on the upstream's output (``base_dir``): a full model directory, or an
     adapter directory whose own base is loaded and the adapter merged into it.
     """
-    from ftctl.refs import parse_model_ref
+    from ftctl.recipe.refs import parse_model_ref
 
     ref = parse_model_ref(base_model)
     if ref.kind == "recipe":

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from ftctl.errors import FtctlError
-from ftctl.recipe import load_recipe
-from ftctl.refs import parse_model_ref
+from ftctl.recipe.load import load_recipe
+from ftctl.recipe.refs import parse_model_ref
 
 
 def preprocess(recipe_path: Path, root: Path, rows: int = 3) -> list[str]:

@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from ftctl.errors import FtctlError
-from ftctl.lockfile import Lockfile
-from ftctl.recipe import load_recipe
+from ftctl.lock.lockfile import Lockfile
+from ftctl.recipe.load import load_recipe
 from ftctl.recipe.model import Recipe
+from ftctl.runspec import RunSpec
 from ftctl.worker import formats
-from ftctl.worker.spec import RunSpec
 
 PACKAGES = ("torch", "transformers", "peft", "trl", "accelerate", "datasets", "safetensors", "tokenizers", "ftctl")
 
@@ -61,7 +61,7 @@ def _rows(recipe: Recipe, root: Path, list_name: str = "datasets", lock: Lockfil
     """
     from datasets import load_dataset
 
-    from ftctl.refs import check_hf_id, split_revision
+    from ftctl.recipe.refs import check_hf_id, split_revision
     from ftctl.worker.inputs import fetch_if_tracked, hub_dataset, locked_revision, resolve_path
 
     for index, entry in enumerate(getattr(recipe, list_name) or []):
@@ -139,7 +139,7 @@ def run(spec: RunSpec) -> Path:
     set_seed(recipe.seed)
     lock = None
     if spec.lock is not None:
-        from ftctl.lockfile import load_lock
+        from ftctl.lock.lockfile import load_lock
         from ftctl.worker.inputs import verify_inputs
 
         lock = load_lock(Path(spec.lock), spec.lock)

@@ -14,12 +14,12 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import ValidationError
 
-from ftctl import dsse
-from ftctl.atomic import write_atomic
 from ftctl.canonical import JSONError, canonical_json, strict_loads
 from ftctl.errors import FtctlError
-from ftctl.provenance import Statement
-from ftctl.rundir import PROVENANCE_DIR, artifact_digests
+from ftctl.files import write_atomic
+from ftctl.provenance import dsse
+from ftctl.provenance.rundir import PROVENANCE_DIR, artifact_digests
+from ftctl.provenance.statement import Statement
 
 SUFFIX = ".intoto.json"
 

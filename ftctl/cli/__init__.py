@@ -19,7 +19,7 @@ import click
 
 from ftctl import __version__
 from ftctl.errors import FtctlError, Problem, UsageError
-from ftctl.ui import echo, escape
+from ftctl.render.terminal import echo, escape
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -80,7 +80,7 @@ def _render_problem(problem: Problem) -> None:
 def validate(paths: tuple[Path, ...]) -> None:
     """Check recipes (default: every recipe of the workspace) and report every problem."""
     with importing():
-        from ftctl.check import check_paths
+        from ftctl.recipe.check import check_paths
 
     report = check_paths(list(paths), Path.cwd())
     for problem in report.problems:
@@ -109,16 +109,16 @@ def lock(names: tuple[str, ...], update: bool, check: bool, pins_from_env: bool)
     if check and (update or pins_from_env):
         raise UsageError("--check writes nothing; it cannot be combined with --update or --pins-from-env")
     with importing():
-        from ftctl.lock import compute_locks, load_workspace_recipes, write_locks
-        from ftctl.parsecache import ParseCache
-        from ftctl.render_lock import render_check, render_written
-        from ftctl.statcache import StatCache
+        from ftctl.cache.parse import ParseCache
+        from ftctl.cache.stat import StatCache
+        from ftctl.lock.resolve import compute_locks, load_workspace_recipes, write_locks
+        from ftctl.render.lock import render_check, render_written
         from ftctl.workspace import discover
 
     workspace = discover(Path.cwd())
     if pins_from_env:
-        from ftctl.atomic import write_atomic
-        from ftctl.pins import pins_from_environment
+        from ftctl.files import write_atomic
+        from ftctl.lock.pins import pins_from_environment
 
         write_atomic(workspace.root / workspace.config.pins, pins_from_environment())
         echo(f"wrote {workspace.config.pins}", stderr=True)
@@ -160,10 +160,10 @@ def plan(
     import json
 
     with importing():
-        from ftctl.plan import make_plan
-        from ftctl.plan_inputs import gather
-        from ftctl.render_plan import markdown, terminal_lines, to_json
-        from ftctl.savedplan import save_plan
+        from ftctl.plan.inputs import gather
+        from ftctl.plan.planner import make_plan
+        from ftctl.plan.saved import save_plan
+        from ftctl.render.plan import markdown, terminal_lines, to_json
         from ftctl.workspace import discover
 
     if as_json and as_markdown:
@@ -173,7 +173,7 @@ def plan(
     known = set(inputs.desired) | set(inputs.recorded)
     for name in (*targets, *replace):
         if name not in known:
-            from ftctl.model_errors import did_you_mean
+            from ftctl.recipe.messages import did_you_mean
 
             raise UsageError(f"no recipe named '{name}'", hint=did_you_mean(name, sorted(known)))
     result = make_plan(
@@ -182,8 +182,8 @@ def plan(
     )
     inputs.save_memo()
     if out is not None:
-        from ftctl.plan_inputs import input_digests
-        from ftctl.statcache import StatCache
+        from ftctl.cache.stat import StatCache
+        from ftctl.plan.inputs import input_digests
 
         stat = StatCache(workspace.root / ".ftctl" / "statcache.json")
         save_plan(out, workspace, to_json(result), input_digests(workspace, stat))
@@ -215,8 +215,8 @@ def train(recipe: str, output: Path | None) -> None:
 
 def _train(recipe: str, output: Path | None, worker: Worker) -> Path:
     from ftctl.launch import default_output, run_worker
-    from ftctl.recipe import load_recipe
-    from ftctl.refs import parse_model_ref
+    from ftctl.recipe.load import load_recipe
+    from ftctl.recipe.refs import parse_model_ref
     from ftctl.workspace import discover
     from ftctl.yamlio import display_path
 
@@ -266,7 +266,7 @@ def _recipe_path(workspace: Workspace, recipe: str) -> Path:
 
 
 def _trusted() -> tuple[Path, dict[str, Ed25519PublicKey]]:
-    from ftctl.keys import trusted_keys
+    from ftctl.provenance.keys import trusted_keys
     from ftctl.workspace import discover
 
     workspace = discover(Path.cwd())
@@ -278,7 +278,7 @@ def _trusted() -> tuple[Path, dict[str, Ed25519PublicKey]]:
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Where to write the private key.")
 def keygen(name: str, out: Path | None) -> None:
     """Make an Ed25519 signing key: private key outside the repo, public key in keys/."""
-    from ftctl.keys import keygen as make_key
+    from ftctl.provenance.keys import keygen as make_key
     from ftctl.workspace import discover
 
     result = make_key(name, discover(Path.cwd()).root, out)
@@ -294,11 +294,11 @@ def keygen(name: str, out: Path | None) -> None:
 def attest(run_dir: Path, name: str) -> None:
     """Sign the manifest of a finished run directory and write it under manifests/."""
     with importing():
-        from ftctl.attest import attest as build_and_sign
-        from ftctl.keys import signing_key_from_env
-        from ftctl.lock import compute_locks, load_workspace_recipes
-        from ftctl.model_errors import did_you_mean
-        from ftctl.rundir import read_run_dir
+        from ftctl.lock.resolve import compute_locks, load_workspace_recipes
+        from ftctl.provenance.attest import attest as build_and_sign
+        from ftctl.provenance.keys import signing_key_from_env
+        from ftctl.provenance.rundir import read_run_dir
+        from ftctl.recipe.messages import did_you_mean
         from ftctl.workspace import discover
 
     workspace = discover(Path.cwd())
@@ -326,8 +326,8 @@ def verify(manifest: Path, artifacts: Path | None, as_json: bool) -> None:
     """Verify a manifest's signature, trust and shape (and with --artifacts, the files)."""
     import json
 
-    from ftctl.manifest import ManifestError, verify_artifacts, verify_file
-    from ftctl.render_manifest import summary
+    from ftctl.provenance.manifest import ManifestError, verify_artifacts, verify_file
+    from ftctl.render.manifest import summary
 
     _, trusted = _trusted()
     try:
@@ -353,8 +353,8 @@ def verify(manifest: Path, artifacts: Path | None, as_json: bool) -> None:
 @click.argument("manifest", type=click.Path(dir_okay=False, path_type=Path))
 def show(manifest: Path) -> None:
     """Show what a (verified) manifest records."""
-    from ftctl.manifest import verify_file
-    from ftctl.render_manifest import show_lines
+    from ftctl.provenance.manifest import verify_file
+    from ftctl.render.manifest import show_lines
 
     _, trusted = _trusted()
     for line in show_lines(verify_file(manifest, trusted)):
@@ -365,8 +365,8 @@ def show(manifest: Path) -> None:
 @click.argument("name")
 def log_command(name: str) -> None:
     """A recipe's run history: when, fingerprint, why it was retrained, metrics."""
-    from ftctl.render_manifest import log_lines
-    from ftctl.state import read_state
+    from ftctl.provenance.records import read_state
+    from ftctl.render.manifest import log_lines
 
     root, trusted = _trusted()
     state = read_state(root, trusted).get(name)
@@ -382,9 +382,9 @@ def audit_command(as_json: bool) -> None:
     """Check every manifest: signature, trust, and the recipe and lock at the recorded commit."""
     import json
 
-    from ftctl.audit import audit as run_audit
-    from ftctl.render_manifest import AUDIT_HEADERS, audit_rows, audit_summary
-    from ftctl.ui import table
+    from ftctl.provenance.audit import audit as run_audit
+    from ftctl.render.manifest import AUDIT_HEADERS, audit_rows, audit_summary
+    from ftctl.render.terminal import table
 
     root, trusted = _trusted()
     rows = run_audit(root, trusted)
@@ -403,7 +403,7 @@ def audit_command(as_json: bool) -> None:
 def schema(kind: str) -> None:
     """Print the JSON Schema of a recipe (or of ftctl.yaml), for editors."""
     with importing():
-        from ftctl.schema import json_schema
+        from ftctl.recipe.schema import json_schema
 
     click.echo(json_schema(kind))
 

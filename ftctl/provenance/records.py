@@ -11,7 +11,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from ftctl.manifest import SUFFIX, ManifestError, VerifiedManifest, verify_file
+from ftctl.provenance.manifest import SUFFIX, ManifestError, VerifiedManifest, verify_file
 
 
 @dataclass

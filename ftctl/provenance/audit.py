@@ -14,8 +14,8 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from ftctl.gitinfo import file_at
-from ftctl.manifest import SUFFIX, ManifestError, VerifiedManifest, verify_file
+from ftctl._git import file_at
+from ftctl.provenance.manifest import SUFFIX, ManifestError, VerifiedManifest, verify_file
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ftctl import __version__
-from ftctl.atomic import write_atomic
+from ftctl.files import write_atomic
 
 CACHE_VERSION = 1
 MAX_ENTRIES = 50_000

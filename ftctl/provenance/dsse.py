@@ -16,7 +16,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from ftctl.canonical import JSONError, canonical_json, strict_loads
-from ftctl.keys import keyid as keyid_of
+from ftctl.provenance.keys import keyid as keyid_of
 
 INTOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 

@@ -21,14 +21,14 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ftctl import __version__
+from ftctl._git import file_at, head_commit, remote_url
 from ftctl.errors import FtctlError
-from ftctl.fingerprint import training_config
-from ftctl.gitinfo import file_at, head_commit, remote_url
-from ftctl.lockfile import Lockfile, pin_descriptor
-from ftctl.manifest import sign_statement, write_manifest
-from ftctl.provenance import BUILD_TYPE, PREDICATE_TYPE, STATEMENT_TYPE, Statement
-from ftctl.recipe import LoadedRecipe
-from ftctl.rundir import BYPRODUCTS, RunDir, artifact_digests
+from ftctl.lock.fingerprint import training_config
+from ftctl.lock.lockfile import Lockfile, pin_descriptor
+from ftctl.provenance.manifest import sign_statement, write_manifest
+from ftctl.provenance.rundir import BYPRODUCTS, RunDir, artifact_digests
+from ftctl.provenance.statement import BUILD_TYPE, PREDICATE_TYPE, STATEMENT_TYPE, Statement
+from ftctl.recipe.load import LoadedRecipe
 from ftctl.workspace import Workspace
 
 PLATFORM_KEYS = ("python", "platform", "torch", "cuda", "device", "gpu", "transformers", "peft", "trl")

@@ -2,7 +2,7 @@
 
 Reads files only: no network (locks are computed offline, and a stale or
 missing lock is an error), no training stack. What an earlier plan computed
-is reused through ``ftctl.planmemo`` while the files it came from are
+is reused through ``ftctl.cache.planmemo`` while the files it came from are
 unchanged; everything else is computed as ``ftctl lock --check`` and
 ``ftctl verify`` would.
 """
@@ -18,20 +18,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ftctl._dvc import find_repo
-from ftctl.dag import find_cycle
+from ftctl.cache.planmemo import PlanMemo, RecipeMemo, RunMemo, environment, keys_digest, signature
 from ftctl.errors import FtctlError
-from ftctl.plan import Desired, Estimate, Reason, Recorded, Run
-from ftctl.planmemo import PlanMemo, RecipeMemo, RunMemo, environment, keys_digest, signature
-from ftctl.refs import parse_model_ref
+from ftctl.plan.planner import Desired, Estimate, Reason, Recorded, Run
+from ftctl.recipe.dag import find_cycle
+from ftctl.recipe.refs import parse_model_ref
 from ftctl.workspace import Workspace
 from ftctl.yamlio import display_path
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-    from ftctl.lockfile import Lockfile
-    from ftctl.recipe import LoadedRecipe
-    from ftctl.statcache import StatCache
+    from ftctl.cache.stat import StatCache
+    from ftctl.lock.lockfile import Lockfile
+    from ftctl.recipe.load import LoadedRecipe
 
 MANIFEST_SUFFIX = ".intoto.json"
 MANIFEST_GLOB = f"*/*{MANIFEST_SUFFIX}"
@@ -116,12 +116,12 @@ def _compute(
     details: PlanDetails,
 ) -> dict[str, Desired]:
     """Validate and lock ``names`` (and what they build on) offline, as `ftctl lock --check` would."""
-    from ftctl.check import check_paths
+    from ftctl.cache.parse import ParseCache
+    from ftctl.cache.stat import StatCache
     from ftctl.errors import ValidationFailed
-    from ftctl.fingerprint import training_config
-    from ftctl.lock import compute_locks
-    from ftctl.parsecache import ParseCache
-    from ftctl.statcache import StatCache
+    from ftctl.lock.fingerprint import training_config
+    from ftctl.lock.resolve import compute_locks
+    from ftctl.recipe.check import check_paths
 
     root = workspace.root
     parsed = ParseCache(root / ".ftctl" / "parsed.json")
@@ -184,10 +184,10 @@ def _recorded(root: Path, store: PlanMemo, key_files: list[Path], details: PlanD
             except OSError as exc:
                 rejected.setdefault(name, []).append((shown, f"{path}: cannot be read ({exc.strerror})"))
                 continue
-            from ftctl.manifest import ManifestError, verify_bytes
+            from ftctl.provenance.manifest import ManifestError, verify_bytes
 
             if trusted is None:
-                from ftctl.keys import keyid, load_public_key
+                from ftctl.provenance.keys import keyid, load_public_key
 
                 trusted = {keyid(k): k for k in map(load_public_key, key_files)}
             try:
@@ -252,17 +252,17 @@ class PlanDetails:
         self._locks[name], self._configs[name], self.accelerators[name] = lock, config, accelerator
 
     def reasons(self, name: str) -> Iterable[Reason]:
-        from ftctl.lockfile import lock_path
+        from ftctl.lock.lockfile import lock_path
 
         lock_digest = hashlib.sha256(lock_path(self.workspace.root, name).read_bytes()).hexdigest()
         manifest_digest = self.current_digest[name]
         known = self.store.reasons(manifest_digest, lock_digest)
         if known is None:
-            from ftctl.manifest import verify_file
-            from ftctl.plan import diff_reasons
+            from ftctl.plan.planner import diff_reasons
+            from ftctl.provenance.manifest import verify_file
 
             if self._trusted is None:
-                from ftctl.keys import trusted_keys
+                from ftctl.provenance.keys import trusted_keys
 
                 self._trusted = trusted_keys(self.workspace.root, self.workspace.config.trust)
             manifest = verify_file(self.current[name], self._trusted)
@@ -272,14 +272,14 @@ class PlanDetails:
         return [Reason(*r) for r in known]
 
     def estimate(self, name: str) -> Estimate | None:
-        from ftctl.estimate import estimate
+        from ftctl.plan.estimate import estimate
 
         return estimate(self._lock(name), self._config(name), self.accelerators.get(name), self._base_params(name))
 
     def _base_params(self, name: str) -> int | None:
         if name not in self._params:
-            from ftctl.estimate import base_params
-            from ftctl.lockfile import RecipePin
+            from ftctl.lock.lockfile import RecipePin
+            from ftctl.plan.estimate import base_params
 
             pin = self._lock(name).base_model
             upstream = pin.ref.removeprefix("recipe:") if isinstance(pin, RecipePin) else None
@@ -291,8 +291,8 @@ class PlanDetails:
         if name not in self._configs:
             found = self.store.config(self._lock(name).recipe.digest)
             if found is None:
-                from ftctl.fingerprint import training_config
-                from ftctl.recipe import load_recipe
+                from ftctl.lock.fingerprint import training_config
+                from ftctl.recipe.load import load_recipe
 
                 found = training_config(load_recipe(self.paths[name]).recipe)
             self._configs[name] = found
@@ -300,7 +300,7 @@ class PlanDetails:
 
     def _lock(self, name: str) -> Lockfile:
         if name not in self._locks:
-            from ftctl.lockfile import load_lock, lock_path
+            from ftctl.lock.lockfile import load_lock, lock_path
 
             path = lock_path(self.workspace.root, name)
             self._locks[name] = load_lock(path, display_path(path))
@@ -314,8 +314,8 @@ def trusted_key_files(root: Path, patterns: list[str]) -> list[Path]:
 
 def input_digests(workspace: Workspace, cache: StatCache | None = None) -> dict[str, dict[str, str]]:
     """sha256 of every file a plan depends on (recipes, locks, pins, manifests, trusted keys)."""
+    from ftctl.cache.stat import StatCache
     from ftctl.hashing import file_digest
-    from ftctl.statcache import StatCache
 
     root = workspace.root
     stat = cache or StatCache.disabled()

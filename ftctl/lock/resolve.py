@@ -16,14 +16,14 @@ from typing import Any
 
 from ftctl import __version__
 from ftctl._dvc import DvcIndex, find_repo, workspace_md5
-from ftctl.atomic import write_atomic
+from ftctl.cache.parse import ParseCache
+from ftctl.cache.stat import StatCache
 from ftctl.canonical import sha256_of
-from ftctl.check import check_paths
-from ftctl.dag import find_cycle, topological_order
 from ftctl.errors import FtctlError, ValidationFailed
-from ftctl.fingerprint import fingerprint, training_config
+from ftctl.files import write_atomic
 from ftctl.hashing import TreeDigest, tree_digest
-from ftctl.lockfile import (
+from ftctl.lock.fingerprint import fingerprint, training_config
+from ftctl.lock.lockfile import (
     DvcPin,
     HfPin,
     LocalPin,
@@ -35,11 +35,11 @@ from ftctl.lockfile import (
     lock_path,
     render,
 )
-from ftctl.parsecache import ParseCache
-from ftctl.pins import read_pins
-from ftctl.recipe import LoadedRecipe
-from ftctl.refs import COMMIT_RE, check_hf_id, parse_model_ref, split_revision
-from ftctl.statcache import StatCache
+from ftctl.lock.pins import read_pins
+from ftctl.recipe.check import check_paths
+from ftctl.recipe.dag import find_cycle, topological_order
+from ftctl.recipe.load import LoadedRecipe
+from ftctl.recipe.refs import COMMIT_RE, check_hf_id, parse_model_ref, split_revision
 from ftctl.workspace import Workspace
 from ftctl.yamlio import display_path
 
@@ -69,7 +69,7 @@ class LockOutcome:
     stale_reason: str | None = None  # why ``new`` could not be computed
     # Every path the computation read or found absent (absent paths matter too: a new
     # ``<path>.dvc`` changes how a path resolves), and whether it consulted the dvc.lock
-    # files; ``ftctl.planmemo`` reuses a fresh lock while none of them changed.
+    # files; ``ftctl.cache.planmemo`` reuses a fresh lock while none of them changed.
     deps: list[Path] = field(default_factory=list)
     used_dvc_locks: bool = False
     config: dict[str, Any] | None = None  # the training config the lock's recipe.digest is of
@@ -118,7 +118,7 @@ def compute_locks(
     wanted = list(names) or sorted(recipes)
     for name in wanted:
         if name not in recipes:
-            from ftctl.model_errors import did_you_mean
+            from ftctl.recipe.messages import did_you_mean
 
             raise FtctlError(
                 f"no recipe named '{name}'",

@@ -11,12 +11,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ftctl.dag import find_cycle
+from ftctl.cache.parse import ParseCache
 from ftctl.errors import ConfigError, Location, Problem
-from ftctl.model_errors import did_you_mean
-from ftctl.parsecache import ParseCache
-from ftctl.recipe import LoadedRecipe, load_recipe
-from ftctl.refs import parse_model_ref
+from ftctl.recipe.dag import find_cycle
+from ftctl.recipe.load import LoadedRecipe, load_recipe
+from ftctl.recipe.messages import did_you_mean
+from ftctl.recipe.refs import parse_model_ref
 from ftctl.workspace import (
     CONFIG_NAME,
     RECIPE_SUFFIXES,

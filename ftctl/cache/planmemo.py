@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ftctl import __version__
-from ftctl.atomic import write_atomic
 from ftctl.canonical import sha256_of
+from ftctl.files import write_atomic
 from ftctl.hashing import IGNORED_DIRS
 
 MEMO_VERSION = 1

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from ftctl.errors import FtctlError
-from ftctl.refs import RECIPE_NAME_RE
+from ftctl.recipe.refs import RECIPE_NAME_RE
 
 KEY_ENV = "FTCTL_SIGNING_KEY"
 PASSPHRASE_ENV = "FTCTL_SIGNING_KEY_PASSPHRASE"
@@ -73,7 +73,7 @@ def keygen(name: str, workspace_root: Path, out: Path | None = None) -> KeygenRe
     fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as handle:
         handle.write(pem)
-    from ftctl.atomic import write_atomic
+    from ftctl.files import write_atomic
 
     write_atomic(public_path, public_pem(key.public_key()))
     return KeygenResult(keyid(key.public_key()), private_path, public_path)

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ftctl.cache.stat import StatCache
 from ftctl.canonical import JSONError, strict_loads
 from ftctl.errors import FtctlError
 from ftctl.hashing import file_digest, walk_files
-from ftctl.statcache import StatCache
 
 BYPRODUCTS = ("train-log.jsonl", "environment.json", "result.json")
 PROVENANCE_DIR = ".ftctl"  # a registry entry's own provenance copy; not a subject

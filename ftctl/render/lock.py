@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from ftctl.canonical import flatten
-from ftctl.lock import LockOutcome, LockReport
-from ftctl.lockfile import Lockfile
+from ftctl.lock.lockfile import Lockfile
+from ftctl.lock.resolve import LockOutcome, LockReport
 from ftctl.yamlio import display_path
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ftctl.audit import AuditRow
-from ftctl.manifest import VerifiedManifest
-from ftctl.state import RecipeState
+from ftctl.provenance.audit import AuditRow
+from ftctl.provenance.manifest import VerifiedManifest
+from ftctl.provenance.records import RecipeState
 from ftctl.yamlio import display_path
 
 

@@ -16,9 +16,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ftctl.cache.parse import ParseCache
 from ftctl.errors import ConfigError, Problem, ValidationFailed
-from ftctl.model_errors import describe_errors
-from ftctl.parsecache import ParseCache
+from ftctl.recipe.messages import describe_errors
 from ftctl.yamlio import load_yaml_file
 
 LOCK_VERSION = 1

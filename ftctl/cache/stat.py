@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ftctl.atomic import write_atomic
+from ftctl.files import write_atomic
 
 CACHE_VERSION = 1
 

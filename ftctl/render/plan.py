@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ftctl import __version__
-from ftctl.plan import SYMBOLS, Change, Estimate, Plan, Reason
+from ftctl.plan.planner import SYMBOLS, Change, Estimate, Plan, Reason
 
 FORMAT_VERSION = 1
 MARKDOWN_LIMIT = 60_000
@@ -40,7 +40,7 @@ def terminal_lines(plan: Plan, styled: bool = True) -> list[tuple[str, str | Non
     def style(text: str, tag: str | None = None) -> str | None:
         if not styled:
             return None
-        from ftctl.ui import escape
+        from ftctl.render.terminal import escape
 
         return f"[{tag}]{escape(text)}[/{tag}]" if tag else escape(text)
 

@@ -1,10 +1,10 @@
 """Plan: what must train, and why. A pure function of desired and recorded state.
 
 Desired = each recipe's fresh lock (its fingerprint, publish target and
-upstream). Recorded = a summary of the verified manifests (``ftctl.state``).
+upstream). Recorded = a summary of the verified manifests (``ftctl.provenance.records``).
 Why a recipe retrains, and what its training would cost, are asked of
 ``Details`` only for the recipes that train, so an unchanged workspace is
-planned from summaries (``ftctl.planmemo``) without loading every lock and
+planned from summaries (``ftctl.cache.planmemo``) without loading every lock and
 manifest. Nothing here reads files, talks to a network or imports the
 training stack; ``plan_inputs`` gathers the data and the renderers print it.
 """
@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ftctl.canonical import flatten
-from ftctl.dag import topological_order
+from ftctl.recipe.dag import topological_order
 
 if TYPE_CHECKING:  # the models cost ~100 ms to import; an unchanged plan never needs them
-    from ftctl.lockfile import Lockfile
-    from ftctl.provenance import Statement
+    from ftctl.lock.lockfile import Lockfile
+    from ftctl.provenance.statement import Statement
 
 ACTIONS = ("create", "retrain", "restore", "republish", "retire", "no-op")
 SYMBOLS = {"create": "+", "retrain": "-/+", "restore": "<=", "republish": "~", "retire": "-", "no-op": " "}
@@ -242,7 +242,7 @@ def _change(
 
 def diff_reasons(current: Statement, lock: Lockfile, config: dict[str, Any]) -> Iterable[Reason]:
     """What differs between the recorded run and a fresh lock, with old -> new values."""
-    from ftctl.lockfile import pin_descriptor
+    from ftctl.lock.lockfile import pin_descriptor
 
     definition = current.predicate.buildDefinition
     old_config = flatten(definition.internalParameters.config)

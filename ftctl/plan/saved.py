@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from ftctl import __version__
-from ftctl.atomic import write_atomic
+from ftctl._git import head_commit
 from ftctl.canonical import JSONError, strict_loads
 from ftctl.errors import FtctlError
-from ftctl.gitinfo import head_commit
-from ftctl.plan_inputs import input_digests
+from ftctl.files import write_atomic
+from ftctl.plan.inputs import input_digests
 from ftctl.workspace import Workspace
 
 SAVED_FORMAT = 1

@@ -17,8 +17,8 @@ import struct
 from pathlib import Path
 from typing import Any
 
-from ftctl.lockfile import DvcPin, HfPin, LocalPin, Lockfile
-from ftctl.plan import Estimate
+from ftctl.lock.lockfile import DvcPin, HfPin, LocalPin, Lockfile
+from ftctl.plan.planner import Estimate
 
 UTILISATION = 0.40
 BYTES_PER_TOKEN = 4
