@@ -44,7 +44,9 @@ ENV = {**os.environ, "DVC_NO_ANALYTICS": "1"}
 
 def wall(cmd: list[str], cwd: Path) -> float:
     start = time.perf_counter()
-    subprocess.run(cmd, cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
+    subprocess.run(
+        cmd, cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV
+    )
     return time.perf_counter() - start
 
 
@@ -68,12 +70,21 @@ def bench_check(tmp: Path, n: int, runs: int) -> None:
     wall([*ftctl, "lock"], root)
     baseline = median([sys.executable, "-c", "pass"], root, runs)
     warm = median([*ftctl, "lock", "--check"], root, runs)
-    cold = median([*ftctl, "lock", "--check"], root, runs, before=lambda: shutil.rmtree(root / ".ftctl", ignore_errors=True))
+    cold = median(
+        [*ftctl, "lock", "--check"],
+        root,
+        runs,
+        before=lambda: shutil.rmtree(root / ".ftctl", ignore_errors=True),
+    )
     wall([*ftctl, "lock", "--check"], root)  # leave the caches warm
     print(f"(a) lock --check, {n} recipes, unchanged (median of {runs})")
     print(f"    python -c pass (baseline)     {baseline * 1000:8.1f} ms")
-    print(f"    warm (.ftctl caches)          {warm * 1000:8.1f} ms  {warm / baseline:5.1f}x baseline  target < 1000 ms: {'met' if warm < 1 else 'MISSED'}")
-    print(f"    cold (no .ftctl)              {cold * 1000:8.1f} ms  {cold / baseline:5.1f}x baseline")
+    print(
+        f"    warm (.ftctl caches)          {warm * 1000:8.1f} ms  {warm / baseline:5.1f}x baseline  target < 1000 ms: {'met' if warm < 1 else 'MISSED'}"
+    )
+    print(
+        f"    cold (no .ftctl)              {cold * 1000:8.1f} ms  {cold / baseline:5.1f}x baseline"
+    )
 
 
 def make_file(path: Path, gib: float) -> None:
@@ -94,8 +105,12 @@ def bench_relock(tmp: Path, data: Path, runs: int) -> None:
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
     subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=root, check=True, env=ENV)
     (root / "data").mkdir()
-    os.link(data, root / "data" / "big.bin") if data.stat().st_dev == root.stat().st_dev else shutil.copy(data, root / "data" / "big.bin")
-    subprocess.run([sys.executable, "-m", "dvc", "add", "-q", "data/big.bin"], cwd=root, check=True, env=ENV)
+    os.link(
+        data, root / "data" / "big.bin"
+    ) if data.stat().st_dev == root.stat().st_dev else shutil.copy(data, root / "data" / "big.bin")
+    subprocess.run(
+        [sys.executable, "-m", "dvc", "add", "-q", "data/big.bin"], cwd=root, check=True, env=ENV
+    )
     (root / "models" / "tiny").mkdir(parents=True)
     (root / "models" / "tiny" / "config.json").write_text("{}")
     (root / "recipes").mkdir()
@@ -108,7 +123,9 @@ def bench_relock(tmp: Path, data: Path, runs: int) -> None:
         start = time.perf_counter()
         stat = StatCache(root / ".ftctl" / "statcache.json")
         parsed = ParseCache(root / ".ftctl" / "parsed.json")
-        report = compute_locks(workspace, load_workspace_recipes(workspace, parsed), cache=stat, parse_cache=parsed)
+        report = compute_locks(
+            workspace, load_workspace_recipes(workspace, parsed), cache=stat, parse_cache=parsed
+        )
         stat.save()
         parsed.save()
         assert report.outcomes[0].new is not None
@@ -120,8 +137,12 @@ def bench_relock(tmp: Path, data: Path, runs: int) -> None:
     size = (root / "data" / "big.bin").stat().st_size / 2**30
     print(f"(b) re-lock, unchanged {size:.2f} GiB DVC-tracked dataset")
     print(f"    first lock (md5 of the data)  {first * 1000:8.1f} ms  (baseline)")
-    print(f"    re-lock, in process           {again * 1000:8.1f} ms  {first / again:6.0f}x faster  target < 200 ms: {'met' if again < 0.2 else 'MISSED'}")
-    print(f"    re-lock, whole `ftctl lock`   {process * 1000:8.1f} ms  (interpreter start-up included)")
+    print(
+        f"    re-lock, in process           {again * 1000:8.1f} ms  {first / again:6.0f}x faster  target < 200 ms: {'met' if again < 0.2 else 'MISSED'}"
+    )
+    print(
+        f"    re-lock, whole `ftctl lock`   {process * 1000:8.1f} ms  (interpreter start-up included)"
+    )
 
 
 def bench_hash(data: Path, runs: int) -> None:
@@ -138,12 +159,16 @@ def bench_hash(data: Path, runs: int) -> None:
             ours_hex = file_digest(data, algorithm, StatCache.disabled())
             ours.append(time.perf_counter() - start)
             start = time.perf_counter()
-            out = subprocess.run([tool, str(data)], check=True, capture_output=True, text=True).stdout
+            out = subprocess.run(
+                [tool, str(data)], check=True, capture_output=True, text=True
+            ).stdout
             theirs.append(time.perf_counter() - start)
             assert out.split()[0] == ours_hex
         mine, base = size / min(ours) / 2**20, size / min(theirs) / 2**20
-        print(f"    {tool:<10} {base:8.0f} MiB/s (baseline)   ftctl {algorithm:<6} {mine:8.0f} MiB/s   "
-              f"{mine / base:4.2f}x  target >= 0.8x: {'met' if mine / base >= 0.8 else 'MISSED'}")
+        print(
+            f"    {tool:<10} {base:8.0f} MiB/s (baseline)   ftctl {algorithm:<6} {mine:8.0f} MiB/s   "
+            f"{mine / base:4.2f}x  target >= 0.8x: {'met' if mine / base >= 0.8 else 'MISSED'}"
+        )
 
 
 def main() -> int:

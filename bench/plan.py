@@ -46,8 +46,14 @@ micro_batch_size: 2
 gradient_accumulation_steps: 2
 learning_rate: 0.001
 """
-ENV = {**os.environ, "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@e",
-       "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@e"}
+ENV = {
+    **os.environ,
+    "DVC_NO_ANALYTICS": "1",
+    "GIT_AUTHOR_NAME": "b",
+    "GIT_AUTHOR_EMAIL": "b@e",
+    "GIT_COMMITTER_NAME": "b",
+    "GIT_COMMITTER_EMAIL": "b@e",
+}
 
 
 def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess[bytes]:
@@ -59,12 +65,20 @@ def wall(cmd: list[str], cwd: Path, ok: tuple[int, ...]) -> float:
     proc = subprocess.run(cmd, cwd=cwd, env=ENV, capture_output=True)
     elapsed = time.perf_counter() - start
     if proc.returncode not in ok:
-        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.decode()[-500:]}")
+        raise SystemExit(
+            f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.decode()[-500:]}"
+        )
     return elapsed
 
 
-def interleaved(ours: list[str], theirs: list[str], cwd: Path, runs: int, ok: tuple[int, ...], ok_theirs: tuple[int, ...]
-                ) -> tuple[float, float]:
+def interleaved(
+    ours: list[str],
+    theirs: list[str],
+    cwd: Path,
+    runs: int,
+    ok: tuple[int, ...],
+    ok_theirs: tuple[int, ...],
+) -> tuple[float, float]:
     """Medians of both commands, run alternately (this machine's speed drifts over minutes)."""
     mine, base = [], []
     for _ in range(runs):
@@ -105,19 +119,37 @@ def build(root: Path, n: int) -> None:
     (rundir / "adapter" / "adapter_model.safetensors").write_text("weights")
     (rundir / "train-log.jsonl").write_text("{}\n")
     (rundir / "environment.json").write_text("{}")
-    (rundir / "result.json").write_text(json.dumps({"started_at": "2026-11-24T10:00:00Z", "finished_at": "2026-11-24T11:00:00Z", "host": "bench"}))
+    (rundir / "result.json").write_text(
+        json.dumps(
+            {
+                "started_at": "2026-11-24T10:00:00Z",
+                "finished_at": "2026-11-24T11:00:00Z",
+                "host": "bench",
+            }
+        )
+    )
     run_info = RunDir(rundir, json.loads((rundir / "result.json").read_text()), {})
     report = compute_locks(workspace, recipes)
     for outcome in report.outcomes:
         assert outcome.old is not None
         lock_bytes = outcome.path.read_bytes()
-        statement = build_statement(workspace, recipes[outcome.name], outcome.old, f"lockfiles/{outcome.name}.lock", lock_bytes, run_info)
+        statement = build_statement(
+            workspace,
+            recipes[outcome.name],
+            outcome.old,
+            f"lockfiles/{outcome.name}.lock",
+            lock_bytes,
+            run_info,
+        )
         write_manifest(root, statement, sign_statement(statement, key))
     run(["git", "add", "-A"], root)
     run(["git", "commit", "-qm", "manifests"], root)
     # The same pipeline for DVC: one stage per recipe, depending on the recipe and its dataset.
     run([sys.executable, "-m", "dvc", "init", "-q"], root)
-    stages = {f"r{i:04d}": {"cmd": "true", "deps": [f"recipes/r{i:04d}.yaml", "data/train.jsonl"]} for i in range(n)}
+    stages = {
+        f"r{i:04d}": {"cmd": "true", "deps": [f"recipes/r{i:04d}.yaml", "data/train.jsonl"]}
+        for i in range(n)
+    }
     (root / "dvc.yaml").write_text(json.dumps({"stages": stages}, indent=1))
     run([sys.executable, "-m", "dvc", "commit", "-f", "-q"], root)
 
@@ -138,7 +170,9 @@ def main() -> int:
         root = Path(name)
         started = time.perf_counter()
         build(root, args.recipes)
-        print(f"workspace of {args.recipes} recipes with locks and manifests built in {time.perf_counter() - started:.0f} s")
+        print(
+            f"workspace of {args.recipes} recipes with locks and manifests built in {time.perf_counter() - started:.0f} s"
+        )
         plan = [sys.executable, "-m", "ftctl", "plan", "--detailed-exitcode"]
         status = [sys.executable, "-m", "dvc", "status", "-q"]
         run(plan, root, check=False)  # warm the caches
@@ -156,10 +190,14 @@ def main() -> int:
             cold.append(time.perf_counter() - started)
         print(f"median of {args.runs}, whole processes")
         for label, (ours, theirs) in results.items():
-            print(f"  {label:<11} dvc status (baseline) {theirs * 1000:8.1f} ms   ftctl plan {ours * 1000:8.1f} ms   "
-                  f"{theirs / ours:5.1f}x faster   targets < 500 ms: {'met' if ours < 0.5 else 'MISSED'}, "
-                  f">= 10x: {'met' if theirs / ours >= 10 else 'MISSED'}")
-        print(f"  cold plan (no .ftctl/, every lock recomputed): {statistics.median(cold) * 1000:.1f} ms")
+            print(
+                f"  {label:<11} dvc status (baseline) {theirs * 1000:8.1f} ms   ftctl plan {ours * 1000:8.1f} ms   "
+                f"{theirs / ours:5.1f}x faster   targets < 500 ms: {'met' if ours < 0.5 else 'MISSED'}, "
+                f">= 10x: {'met' if theirs / ours >= 10 else 'MISSED'}"
+            )
+        print(
+            f"  cold plan (no .ftctl/, every lock recomputed): {statistics.median(cold) * 1000:.1f} ms"
+        )
     return 0
 
 

@@ -73,7 +73,9 @@ def main() -> int:
         )
     worst = max(statistics.median(walls[label]) for label, _ in cases[2:])
     verdict = "met" if worst < TARGET_VALIDATE_S else "MISSED"
-    print(f"target: validate under {TARGET_VALIDATE_S * 1000:.0f} ms wall -> {verdict} ({worst * 1000:.0f} ms)")
+    print(
+        f"target: validate under {TARGET_VALIDATE_S * 1000:.0f} ms wall -> {verdict} ({worst * 1000:.0f} ms)"
+    )
     return 0
 
 

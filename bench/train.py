@@ -29,7 +29,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 
-BARE_TRL = r'''
+BARE_TRL = r"""
 import json, sys
 import torch
 from datasets import Dataset
@@ -58,7 +58,7 @@ lora = LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules=["q_proj"
 trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tok, peft_config=lora)
 trainer.train()
 trainer.model.save_pretrained(sys.argv[1] + "/adapter")
-'''
+"""
 
 
 def timed(cmd: list[str]) -> float:
@@ -78,13 +78,27 @@ def main() -> int:
         script = tmp / "bare_trl.py"
         script.write_text(BARE_TRL)
         for i in range(args.runs):
-            ours.append(timed([sys.executable, "-m", "ftctl", "train", "tiny-alpaca", "--output", str(tmp / f"ftctl-{i}")]))
+            ours.append(
+                timed(
+                    [
+                        sys.executable,
+                        "-m",
+                        "ftctl",
+                        "train",
+                        "tiny-alpaca",
+                        "--output",
+                        str(tmp / f"ftctl-{i}"),
+                    ]
+                )
+            )
             bare.append(timed([sys.executable, str(script), str(tmp / f"bare-{i}")]))
         mine, base = statistics.median(ours), statistics.median(bare)
         print(f"(a) tiny SFT, whole process, median of {args.runs} interleaved runs")
         print(f"    bare TRL script (baseline)  {base:6.2f} s")
-        print(f"    ftctl train tiny-alpaca     {mine:6.2f} s   {mine / base:5.2f}x  target <= 1.10x: "
-              f"{'met' if mine / base <= 1.10 else 'MISSED'}")
+        print(
+            f"    ftctl train tiny-alpaca     {mine:6.2f} s   {mine / base:5.2f}x  target <= 1.10x: "
+            f"{'met' if mine / base <= 1.10 else 'MISSED'}"
+        )
         packing(tmp, args.runs)
     return 0
 
@@ -113,13 +127,15 @@ def short_rows(count: int = 800) -> str:
     import random
 
     rng = random.Random(0)
-    rows = [json.loads(line) for line in (REPO / "data" / "alpaca-tiny.jsonl").read_text().splitlines()]
+    rows = [
+        json.loads(line) for line in (REPO / "data" / "alpaca-tiny.jsonl").read_text().splitlines()
+    ]
     words = " ".join(f"{r['instruction']} {r['output']}" for r in rows).split()
     out = []
     for _ in range(count):
         n = max(2, int(rng.lognormvariate(2.3, 0.8)))
         start = rng.randrange(len(words) - n)
-        out.append(json.dumps({"text": " ".join(words[start:start + n])}) + "\n")
+        out.append(json.dumps({"text": " ".join(words[start : start + n])}) + "\n")
     return "".join(out)
 
 
@@ -136,8 +152,12 @@ def packing(tmp: Path, runs: int) -> None:
                 path.write_text(SHORT_RECIPE.format(packed=str(packed).lower()))
                 try:
                     out = tmp / f"{name}-{i}"
-                    subprocess.run([sys.executable, "-m", "ftctl", "train", name, "--output", str(out)], cwd=REPO,
-                                   check=True, capture_output=True)
+                    subprocess.run(
+                        [sys.executable, "-m", "ftctl", "train", name, "--output", str(out)],
+                        cwd=REPO,
+                        check=True,
+                        capture_output=True,
+                    )
                 finally:
                     path.unlink()
                 result = json.loads((out / "result.json").read_text())
@@ -146,10 +166,14 @@ def packing(tmp: Path, runs: int) -> None:
     finally:
         data.unlink()
     off, on = statistics.median(rates[False]), statistics.median(rates[True])
-    print(f"(b) packing, 800 short completion rows (2-150 tokens), sequence_len 256, batch 8, median of {runs}")
+    print(
+        f"(b) packing, 800 short completion rows (2-150 tokens), sequence_len 256, batch 8, median of {runs}"
+    )
     print(f"    no packing (baseline)  {off:9.0f} tokens/s  ({steps[False]} steps)")
-    print(f"    sample_packing         {on:9.0f} tokens/s  ({steps[True]} steps)   {on / off:5.2f}x  "
-          f"target >= 2x: {'met' if on / off >= 2 else 'MISSED'}")
+    print(
+        f"    sample_packing         {on:9.0f} tokens/s  ({steps[True]} steps)   {on / off:5.2f}x  "
+        f"target >= 2x: {'met' if on / off >= 2 else 'MISSED'}"
+    )
 
 
 if __name__ == "__main__":

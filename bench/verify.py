@@ -34,18 +34,44 @@ def statement(i: int, subjects: dict[str, str]) -> dict[str, object]:
         "predicate": {
             "buildDefinition": {
                 "buildType": "https://ftctl.dev/buildtypes/fine-tune/v1",
-                "externalParameters": {"name": f"r{i:04d}", "recipe": {"path": f"recipes/r{i:04d}.yaml", "digest": {"sha256": fp}},
-                                       "base_model": "org/model", "datasets": ["data/train.jsonl"], "seed": "42"},
-                "internalParameters": {"fingerprint": f"sha256:{fp}", "config": {"lora_r": 8}, "lock": {"path": f"lockfiles/r{i:04d}.lock", "digest": {"sha256": fp}},
-                                       "determinism": {}, "platform": {"python": "3.11"}, "committed": True},
+                "externalParameters": {
+                    "name": f"r{i:04d}",
+                    "recipe": {"path": f"recipes/r{i:04d}.yaml", "digest": {"sha256": fp}},
+                    "base_model": "org/model",
+                    "datasets": ["data/train.jsonl"],
+                    "seed": "42",
+                },
+                "internalParameters": {
+                    "fingerprint": f"sha256:{fp}",
+                    "config": {"lora_r": 8},
+                    "lock": {"path": f"lockfiles/r{i:04d}.lock", "digest": {"sha256": fp}},
+                    "determinism": {},
+                    "platform": {"python": "3.11"},
+                    "committed": True,
+                },
                 "resolvedDependencies": [
-                    {"name": "base_model", "uri": f"pkg:huggingface/org/model@{'a' * 40}", "digest": {"gitCommit": "a" * 40}},
-                    {"name": "datasets[0]", "uri": "dvc:data/train.jsonl", "digest": {"md5": "b" * 32}},
+                    {
+                        "name": "base_model",
+                        "uri": f"pkg:huggingface/org/model@{'a' * 40}",
+                        "digest": {"gitCommit": "a" * 40},
+                    },
+                    {
+                        "name": "datasets[0]",
+                        "uri": "dvc:data/train.jsonl",
+                        "digest": {"md5": "b" * 32},
+                    },
                 ],
             },
             "runDetails": {
-                "builder": {"id": "https://ftctl.dev/builders/local", "version": {"ftctl": "0.1.0"}},
-                "metadata": {"invocationId": str(i), "startedOn": "2026-11-24T22:00:00Z", "finishedOn": "2026-11-24T22:01:00Z"},
+                "builder": {
+                    "id": "https://ftctl.dev/builders/local",
+                    "version": {"ftctl": "0.1.0"},
+                },
+                "metadata": {
+                    "invocationId": str(i),
+                    "startedOn": "2026-11-24T22:00:00Z",
+                    "finishedOn": "2026-11-24T22:01:00Z",
+                },
                 "byproducts": [],
             },
         },
@@ -86,8 +112,10 @@ def bench_manifests(tmp: Path, n: int, runs: int) -> None:
     mine, base = min(ours), min(theirs)
     print(f"(a) verify {n} manifests (best of {runs})")
     print(f"    securesystemslib, signatures only (baseline)  {base * 1000:8.1f} ms")
-    print(f"    ftctl read_state: read, verify, parse, shape  {mine * 1000:8.1f} ms  {base / mine:5.2f}x baseline  "
-          f"target < 1000 ms: {'met' if mine < 1 else 'MISSED'}")
+    print(
+        f"    ftctl read_state: read, verify, parse, shape  {mine * 1000:8.1f} ms  {base / mine:5.2f}x baseline  "
+        f"target < 1000 ms: {'met' if mine < 1 else 'MISSED'}"
+    )
 
 
 def bench_artifacts(tmp: Path, gib: float, runs: int) -> None:
@@ -103,22 +131,35 @@ def bench_artifacts(tmp: Path, gib: float, runs: int) -> None:
         with (adapter / f"shard-{i}.safetensors").open("wb") as handle:
             for _ in range(per_file):
                 handle.write(block)
-    sums = subprocess.run(["sha256sum", *sorted(str(p) for p in adapter.iterdir())], capture_output=True, text=True, check=True).stdout
+    sums = subprocess.run(
+        ["sha256sum", *sorted(str(p) for p in adapter.iterdir())],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     digests = {Path(line.split()[1]).name: line.split()[0] for line in sums.splitlines()}
-    manifest = VerifiedManifest(tmp / "m.json", Statement.model_validate(statement(0, digests)), (), b"")
+    manifest = VerifiedManifest(
+        tmp / "m.json", Statement.model_validate(statement(0, digests)), (), b""
+    )
     ours, theirs = [], []
     for _ in range(runs):
         start = time.perf_counter()
         verify_artifacts(manifest, adapter)
         ours.append(time.perf_counter() - start)
         start = time.perf_counter()
-        subprocess.run(["sha256sum", *sorted(str(p) for p in adapter.iterdir())], capture_output=True, check=True)
+        subprocess.run(
+            ["sha256sum", *sorted(str(p) for p in adapter.iterdir())],
+            capture_output=True,
+            check=True,
+        )
         theirs.append(time.perf_counter() - start)
     size = sum(p.stat().st_size for p in adapter.iterdir())
     mine, base = size / min(ours) / 2**20, size / min(theirs) / 2**20
     print(f"(b) verify a {size / 2**30:.2f} GiB adapter directory ({files} files, best of {runs})")
     print(f"    sha256sum (baseline)   {base:8.0f} MiB/s")
-    print(f"    ftctl verify_artifacts {mine:8.0f} MiB/s  {mine / base:5.2f}x  target >= 0.8x: {'met' if mine / base >= 0.8 else 'MISSED'}")
+    print(
+        f"    ftctl verify_artifacts {mine:8.0f} MiB/s  {mine / base:5.2f}x  target >= 0.8x: {'met' if mine / base >= 0.8 else 'MISSED'}"
+    )
 
 
 def main() -> int:

@@ -47,7 +47,9 @@ def find_repo(start: Path) -> Path | None:
 
 
 # Directories never searched for dvc.lock files: tool state, not pipelines.
-_PRUNE = frozenset({".git", ".dvc", ".ftctl", "node_modules", "__pycache__", ".venv", "manifests", "lockfiles"})
+_PRUNE = frozenset(
+    {".git", ".dvc", ".ftctl", "node_modules", "__pycache__", ".venv", "manifests", "lockfiles"}
+)
 
 
 class DvcIndex:
@@ -63,7 +65,9 @@ class DvcIndex:
         """DVC's record for ``target`` (an absolute path inside the repo), or None if untracked."""
         dvc_file = target.with_name(target.name + ".dvc")
         if dvc_file.is_file():
-            record = _from_outs(_load(dvc_file, self.repo), target.parent, target, dvc_file, self.repo)
+            record = _from_outs(
+                _load(dvc_file, self.repo), target.parent, target, dvc_file, self.repo
+            )
             if record is not None:
                 return record
         self.lock_lookups += 1

@@ -7,7 +7,9 @@ from pathlib import Path
 
 
 def _git(root: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(["git", "-C", str(root), *args], capture_output=True, timeout=60, check=False)
+    return subprocess.run(
+        ["git", "-C", str(root), *args], capture_output=True, timeout=60, check=False
+    )
 
 
 def head_commit(root: Path) -> str | None:
@@ -25,4 +27,8 @@ def file_at(root: Path, commit: str, relpath: str) -> bytes | None:
 def remote_url(root: Path) -> str | None:
     proc = _git(root, "remote", "get-url", "origin")
     url = proc.stdout.decode().strip()
-    return url if proc.returncode == 0 and url and "@" not in url.split("://")[-1].split("/")[0] else None
+    return (
+        url
+        if proc.returncode == 0 and url and "@" not in url.split("://")[-1].split("/")[0]
+        else None
+    )

@@ -63,7 +63,9 @@ def one_line(text: str) -> str:
     """Escape newlines and other control characters, so a problem is always one line."""
     if text.isprintable():
         return text
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+    return "".join(
+        c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text
+    )
 
 
 class FtctlError(Exception):

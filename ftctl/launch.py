@@ -43,7 +43,9 @@ class Worker:
         env = {**os.environ, **DETERMINISM_ENV}
         if gpu_count(env) > 1:
             return cls(None)  # accelerate launch starts its processes itself, from a spec file
-        proc = subprocess.Popen([sys.executable, "-m", "ftctl.worker", "-"], stdin=subprocess.PIPE, env=env)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ftctl.worker", "-"], stdin=subprocess.PIPE, env=env
+        )
         return cls(proc)
 
     def __enter__(self) -> Worker:
@@ -60,20 +62,34 @@ class Worker:
 
 
 def run_worker(
-    root: Path, loaded: LoadedRecipe, output: Path, fingerprint: str | None = None, *,
-    lock: Path | None = None, base_model_dir: Path | None = None, worker: Worker | None = None,
+    root: Path,
+    loaded: LoadedRecipe,
+    output: Path,
+    fingerprint: str | None = None,
+    *,
+    lock: Path | None = None,
+    base_model_dir: Path | None = None,
+    worker: Worker | None = None,
 ) -> int:
     """Train ``loaded`` into ``output`` (a new or empty directory); returns the worker's exit code."""
     from ftctl.runspec import RunSpec
 
     output = output.resolve()
     if output.exists() and any(output.iterdir()):
-        raise FtctlError(f"{output} is not empty", hint="choose another --output, or remove it: a run directory holds one run")
+        raise FtctlError(
+            f"{output} is not empty",
+            hint="choose another --output, or remove it: a run directory holds one run",
+        )
     output.mkdir(parents=True, exist_ok=True)
-    spec = RunSpec(recipe_path=str(loaded.path.resolve()), name=loaded.name, workspace=str(root.resolve()),
-                   output_dir=str(output), fingerprint=fingerprint,
-                   lock=str(lock.resolve()) if lock is not None else None,
-                   base_model_dir=str(base_model_dir.resolve()) if base_model_dir is not None else None)
+    spec = RunSpec(
+        recipe_path=str(loaded.path.resolve()),
+        name=loaded.name,
+        workspace=str(root.resolve()),
+        output_dir=str(output),
+        fingerprint=fingerprint,
+        lock=str(lock.resolve()) if lock is not None else None,
+        base_model_dir=str(base_model_dir.resolve()) if base_model_dir is not None else None,
+    )
     if worker is not None and worker.proc is not None:
         worker.proc.communicate(spec.model_dump_json().encode())
         return worker.proc.returncode
@@ -90,8 +106,16 @@ def worker_command(spec_path: Path, gpus: int) -> list[str]:
     worker = ["-m", "ftctl.worker", str(spec_path)]
     if gpus <= 1:
         return [sys.executable, *worker]
-    return [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(gpus), "--module",
-            "ftctl.worker", str(spec_path)]
+    return [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--num_processes",
+        str(gpus),
+        "--module",
+        "ftctl.worker",
+        str(spec_path),
+    ]
 
 
 def gpu_count(env: dict[str, str]) -> int:
@@ -100,7 +124,13 @@ def gpu_count(env: dict[str, str]) -> int:
     if visible is not None:
         return len([d for d in visible.split(",") if d.strip() and d.strip() != "-1"])
     try:
-        listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10, check=False)
+        listed = subprocess.run(
+            ["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10, check=False
+        )
     except (OSError, subprocess.TimeoutExpired):
         return 0
-    return sum(line.startswith("GPU ") for line in listed.stdout.splitlines()) if listed.returncode == 0 else 0
+    return (
+        sum(line.startswith("GPU ") for line in listed.stdout.splitlines())
+        if listed.returncode == 0
+        else 0
+    )

@@ -87,7 +87,9 @@ def read_bytes(path: Path, shown: str) -> bytes:
     except FileNotFoundError:
         raise ConfigError("file not found", location=Location(shown)) from None
     except IsADirectoryError:
-        raise ConfigError("is a directory, expected a YAML file", location=Location(shown)) from None
+        raise ConfigError(
+            "is a directory, expected a YAML file", location=Location(shown)
+        ) from None
     except OSError as exc:
         raise ConfigError(f"cannot read file ({exc.strerror})", location=Location(shown)) from None
     if len(raw) > MAX_FILE_BYTES:
@@ -120,7 +122,9 @@ def decode_text(raw: bytes, shown: str) -> str:
     return text
 
 
-def load_yaml_file(path: Path, shown: str | None = None, cache: ParseCache | None = None) -> Document:
+def load_yaml_file(
+    path: Path, shown: str | None = None, cache: ParseCache | None = None
+) -> Document:
     """Read and parse one YAML file holding one document (from ``cache`` when unchanged)."""
     shown = shown if shown is not None else display_path(path)
     raw = read_bytes(path, shown)
@@ -152,7 +156,9 @@ def parse_yaml(text: str, shown: str) -> Document:
     except MarkedYAMLError as exc:
         raise _marked_error(exc, shown) from None
     except YAMLError as exc:
-        raise ConfigError(f"invalid YAML: {_one_line(str(exc))}", location=Location(shown)) from None
+        raise ConfigError(
+            f"invalid YAML: {_one_line(str(exc))}", location=Location(shown)
+        ) from None
     except RecursionError:
         raise ConfigError(
             f"nested more than {MAX_DEPTH} levels deep", location=Location(shown)
@@ -227,7 +233,9 @@ class _Converter:
                 location=self._loc(node),
                 hint="remove the alias",
             )
-        self.value_positions.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
+        self.value_positions.setdefault(
+            path, (node.start_mark.line + 1, node.start_mark.column + 1)
+        )
         if isinstance(node, MappingNode):
             return self._mapping(node, path, depth, (*stack, id(node)))
         if isinstance(node, SequenceNode):
@@ -290,7 +298,10 @@ class _Converter:
                 )
             seen[key] = key_node.start_mark.line + 1
             child = (*path, key)
-            self.key_positions[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            self.key_positions[child] = (
+                key_node.start_mark.line + 1,
+                key_node.start_mark.column + 1,
+            )
             own[key] = self.convert(value_node, child, depth + 1, stack)
         if not merged:
             return own

@@ -21,8 +21,16 @@ WORDS = (
     "castle mirror rabbit violet thunder meadow copper falcon"
 ).split()
 OPPOSITES = {
-    "hot": "cold", "big": "small", "fast": "slow", "up": "down", "light": "dark",
-    "open": "closed", "early": "late", "happy": "sad", "full": "empty", "high": "low",
+    "hot": "cold",
+    "big": "small",
+    "fast": "slow",
+    "up": "down",
+    "light": "dark",
+    "open": "closed",
+    "early": "late",
+    "happy": "sad",
+    "full": "empty",
+    "high": "low",
 }
 
 
@@ -35,11 +43,21 @@ def alpaca_rows(rng: random.Random, n: int) -> list[dict[str, str]]:
         if task == 0:
             rows.append({"instruction": "Reverse the word.", "input": word, "output": word[::-1]})
         elif task == 1:
-            rows.append({"instruction": "Add the two numbers.", "input": f"{a} {b}", "output": str(a + b)})
+            rows.append(
+                {"instruction": "Add the two numbers.", "input": f"{a} {b}", "output": str(a + b)}
+            )
         elif task == 2:
-            rows.append({"instruction": "Write the word in capitals.", "input": word, "output": word.upper()})
+            rows.append(
+                {
+                    "instruction": "Write the word in capitals.",
+                    "input": word,
+                    "output": word.upper(),
+                }
+            )
         else:
-            rows.append({"instruction": f"Name the first letter of {word}.", "input": "", "output": word[0]})
+            rows.append(
+                {"instruction": f"Name the first letter of {word}.", "input": "", "output": word[0]}
+            )
     return rows
 
 
@@ -85,4 +103,6 @@ def main(out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent.parent / "data")
+    main(
+        Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent.parent / "data"
+    )

@@ -26,8 +26,14 @@ micro_batch_size: 2
 gradient_accumulation_steps: 2
 learning_rate: 0.001
 """
-GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@e", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@e",
-           "GIT_AUTHOR_DATE": "2026-11-24T12:00:00Z", "GIT_COMMITTER_DATE": "2026-11-24T12:00:00Z"}
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "t",
+    "GIT_AUTHOR_EMAIL": "t@e",
+    "GIT_COMMITTER_NAME": "t",
+    "GIT_COMMITTER_EMAIL": "t@e",
+    "GIT_AUTHOR_DATE": "2026-11-24T12:00:00Z",
+    "GIT_COMMITTER_DATE": "2026-11-24T12:00:00Z",
+}
 
 
 def git(root: Path, *args: str) -> None:
@@ -35,7 +41,9 @@ def git(root: Path, *args: str) -> None:
     import os
     import subprocess
 
-    subprocess.run(["git", *args], cwd=root, check=True, capture_output=True, env={**os.environ, **GIT_ENV})
+    subprocess.run(
+        ["git", *args], cwd=root, check=True, capture_output=True, env={**os.environ, **GIT_ENV}
+    )
 
 
 VALID_RECIPE = """\
@@ -167,9 +175,17 @@ class ScenarioWorkspace:
         write(run / "adapter" / "adapter_model.safetensors", f"weights of {name} run {self.runs}")
         write(run / "train-log.jsonl", '{"step": 1, "loss": 1.0}\n')
         write(run / "environment.json", '{"python": "3.11.7"}\n')
-        write(run / "result.json", json.dumps({"started_at": f"2026-11-24T10:{minute:02d}:00Z",
-                                              "finished_at": f"2026-11-24T11:{minute:02d}:00Z",
-                                              "metrics": {"train_loss": 1.0}, "host": "ci"}))
+        write(
+            run / "result.json",
+            json.dumps(
+                {
+                    "started_at": f"2026-11-24T10:{minute:02d}:00Z",
+                    "finished_at": f"2026-11-24T11:{minute:02d}:00Z",
+                    "metrics": {"train_loss": 1.0},
+                    "host": "ci",
+                }
+            ),
+        )
         result = self.cli("attest", str(run), "--recipe", name, cwd=self.root)
         assert result.code == 0, result.err
         self.commit()

@@ -62,7 +62,12 @@ def _handler(state: HubState) -> type[BaseHTTPRequestHandler]:
                 code = "RepoNotFound" if repo.status in (401, 404) else None
                 return self._error(repo.status, code, f"status {repo.status}")
             commit = repo.refs.get(revision or "main")
-            if commit is None and revision and len(revision) == 40 and revision in repo.refs.values():
+            if (
+                commit is None
+                and revision
+                and len(revision) == 40
+                and revision in repo.refs.values()
+            ):
                 commit = revision
             if commit is None:
                 return self._error(404, "RevisionNotFound", "Invalid rev id")

@@ -67,7 +67,9 @@ def test_oversized_recipe(tmp_path: Path, run_cli: RunCLI) -> None:
     big.write_text("base_model: org/m\n" + "# padding\n" * 120_000, encoding="utf-8")
     result = run_cli("validate", str(big), cwd=tmp_path)
     assert result.code == 1
-    assert result.lines == ["big.yaml: file is larger than 1024 KiB; a recipe is a small config; keep data in datasets, not in YAML"]
+    assert result.lines == [
+        "big.yaml: file is larger than 1024 KiB; a recipe is a small config; keep data in datasets, not in YAML"
+    ]
 
 
 def test_nothing_modified(tmp_path: Path, run_cli: RunCLI) -> None:

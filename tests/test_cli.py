@@ -170,7 +170,10 @@ def test_recipe_references(workspace: Path, run_cli: RunCLI) -> None:
 
 def test_recipe_cycle(workspace: Path, run_cli: RunCLI) -> None:
     for name, upstream in (("a", "b"), ("b", "c"), ("c", "a")):
-        write(workspace / "recipes" / f"{name}.yaml", VALID_RECIPE.replace("./models/tiny", f"recipe:{upstream}"))
+        write(
+            workspace / "recipes" / f"{name}.yaml",
+            VALID_RECIPE.replace("./models/tiny", f"recipe:{upstream}"),
+        )
     result = run_cli("validate", cwd=workspace)
     assert result.code == 1
     assert result.lines == [
@@ -183,8 +186,14 @@ def test_init_scaffolds_a_valid_workspace(tmp_path: Path, run_cli: RunCLI) -> No
     result = run_cli("init", "new", cwd=tmp_path)
     assert result.code == 0
     root = tmp_path / "new"
-    for relative in ("ftctl.yaml", "recipes/example.yaml", "lockfiles/requirements.txt",
-                     "manifests/.gitkeep", "keys/.gitkeep", ".gitignore"):
+    for relative in (
+        "ftctl.yaml",
+        "recipes/example.yaml",
+        "lockfiles/requirements.txt",
+        "manifests/.gitkeep",
+        "keys/.gitkeep",
+        ".gitignore",
+    ):
         assert (root / relative).is_file(), relative
     assert ".ftftl/" not in (root / ".gitignore").read_text()
     assert ".ftctl/" in (root / ".gitignore").read_text()

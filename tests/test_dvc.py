@@ -28,13 +28,25 @@ micro_batch_size: 2
 gradient_accumulation_steps: 2
 learning_rate: 0.001
 """
-ENV = {**os.environ, "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@e",
-       "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@e"}
+ENV = {
+    **os.environ,
+    "DVC_NO_ANALYTICS": "1",
+    "GIT_AUTHOR_NAME": "t",
+    "GIT_AUTHOR_EMAIL": "t@e",
+    "GIT_COMMITTER_NAME": "t",
+    "GIT_COMMITTER_EMAIL": "t@e",
+}
 
 
 def dvc(root: Path, *args: str) -> None:
-    subprocess.run([sys.executable, "-m", "dvc", *args], cwd=root, check=True, env=ENV,
-                   capture_output=True, timeout=300)
+    subprocess.run(
+        [sys.executable, "-m", "dvc", *args],
+        cwd=root,
+        check=True,
+        env=ENV,
+        capture_output=True,
+        timeout=300,
+    )
 
 
 @pytest.fixture
@@ -62,8 +74,14 @@ def dvc_outs(root: Path) -> dict[str, tuple[str, int | None, int | None]]:
     )
     import json
 
-    proc = subprocess.run([sys.executable, "-c", code, str(root)], capture_output=True, text=True,
-                          check=True, env=ENV, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(root)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=ENV,
+        timeout=300,
+    )
     return {k: tuple(v) for k, v in json.loads(proc.stdout).items()}  # type: ignore[misc]
 
 
@@ -79,7 +97,13 @@ def test_tracked_file(repo: Path, run_cli: RunCLI) -> None:
     assert result.code == 0, result.err
     assert "not versioned" not in result.err
     pin = load_lock(repo / "lockfiles" / "r.lock", "r.lock").datasets[0]
-    assert pin.model_dump() == {"ref": "data/train.jsonl", "source": "dvc", "md5": truth[0], "size": truth[1], "nfiles": 1}
+    assert pin.model_dump() == {
+        "ref": "data/train.jsonl",
+        "source": "dvc",
+        "md5": truth[0],
+        "size": truth[1],
+        "nfiles": 1,
+    }
 
 
 def test_tracked_directory(repo: Path, run_cli: RunCLI) -> None:
@@ -98,10 +122,24 @@ def test_tracked_directory(repo: Path, run_cli: RunCLI) -> None:
 
 
 def test_stage_output_in_dvc_lock(repo: Path, run_cli: RunCLI) -> None:
-    write(repo / "prepare.py", "from pathlib import Path\nPath('data').mkdir(exist_ok=True)\n"
-          "Path('data/prepared.jsonl').write_text('{\"text\": \"prepared\"}\\n')\n")
-    dvc(repo, "stage", "add", "-q", "-n", "prepare", "-d", "prepare.py", "-o", "data/prepared.jsonl",
-        f"{sys.executable} prepare.py")
+    write(
+        repo / "prepare.py",
+        "from pathlib import Path\nPath('data').mkdir(exist_ok=True)\n"
+        "Path('data/prepared.jsonl').write_text('{\"text\": \"prepared\"}\\n')\n",
+    )
+    dvc(
+        repo,
+        "stage",
+        "add",
+        "-q",
+        "-n",
+        "prepare",
+        "-d",
+        "prepare.py",
+        "-o",
+        "data/prepared.jsonl",
+        f"{sys.executable} prepare.py",
+    )
     dvc(repo, "repro", "-q")
     record = find_record(repo, repo / "data" / "prepared.jsonl")
     truth = dvc_outs(repo)[str(repo / "data" / "prepared.jsonl")]

@@ -37,8 +37,13 @@ def recipe_of(text: str) -> Recipe:
     return recipe
 
 
-def fp(text: str = BASE, base: dict[str, Any] = BASE_ID, data: list[dict[str, Any]] = DATA_IDS,
-       pins: str = PINS, trainer: dict[str, str] = TRAINER) -> str:
+def fp(
+    text: str = BASE,
+    base: dict[str, Any] = BASE_ID,
+    data: list[dict[str, Any]] = DATA_IDS,
+    pins: str = PINS,
+    trainer: dict[str, str] = TRAINER,
+) -> str:
     return fingerprint(_without_refs(training_config(recipe_of(text))), base, data, pins, trainer)
 
 
@@ -46,7 +51,13 @@ def fp(text: str = BASE, base: dict[str, Any] = BASE_ID, data: list[dict[str, An
     "variant",
     [
         "# a comment\n" + BASE + "# trailing comment\n",
-        "\n".join(reversed(BASE.replace("datasets:\n  - path: data/train.jsonl\n    type: alpaca\n", "").splitlines()))
+        "\n".join(
+            reversed(
+                BASE.replace(
+                    "datasets:\n  - path: data/train.jsonl\n    type: alpaca\n", ""
+                ).splitlines()
+            )
+        )
         + "\ndatasets:\n  - {type: alpaca, path: data/train.jsonl}\n",
         BASE.replace("learning_rate: 0.0002", "learning_rate: 2.0e-4"),
         BASE.replace("learning_rate: 0.0002", "learning_rate: '0.0002'"),
@@ -56,8 +67,17 @@ def fp(text: str = BASE, base: dict[str, Any] = BASE_ID, data: list[dict[str, An
         BASE + "sequence_len: 2048\nnum_epochs: 1\noptimizer: adamw_torch_fused\n",
         BASE + "pad_to_sequence_len: false\n",  # the derived value, written out
     ],
-    ids=["comments", "key-order-and-flow", "exponent", "quoted-number", "quoted-string", "whitespace",
-         "default-seed", "more-defaults", "derived-value"],
+    ids=[
+        "comments",
+        "key-order-and-flow",
+        "exponent",
+        "quoted-number",
+        "quoted-string",
+        "whitespace",
+        "default-seed",
+        "more-defaults",
+        "derived-value",
+    ],
 )
 def test_formatting_never_changes_it(variant: str) -> None:
     assert fp(variant) == fp()
@@ -120,8 +140,12 @@ def test_non_semantic_fields_do_not_change_it(edit: str) -> None:
 
 
 def test_checkpoint_cadence_counts_when_it_selects_the_weights() -> None:
-    selecting = BASE + "val_set_size: 0.1\nload_best_model_at_end: true\neval_steps: 50\nsave_steps: 50\n"
-    assert fp(selecting) != fp(selecting.replace("eval_steps: 50\nsave_steps: 50", "eval_steps: 25\nsave_steps: 50"))
+    selecting = (
+        BASE + "val_set_size: 0.1\nload_best_model_at_end: true\neval_steps: 50\nsave_steps: 50\n"
+    )
+    assert fp(selecting) != fp(
+        selecting.replace("eval_steps: 50\nsave_steps: 50", "eval_steps: 25\nsave_steps: 50")
+    )
 
 
 def test_non_semantic_list_is_documented() -> None:
@@ -141,5 +165,7 @@ def test_inputs_change_it() -> None:
 def test_reference_spelling_does_not_change_it() -> None:
     # The resolved identities stand in for the references: renaming a DVC file or pinning
     # @main to the commit it already points at trains the same thing.
-    moved = BASE.replace("data/train.jsonl", "data/v2/train.jsonl").replace("org/model", "org/model@main")
+    moved = BASE.replace("data/train.jsonl", "data/v2/train.jsonl").replace(
+        "org/model", "org/model@main"
+    )
     assert fp(moved) == fp()

@@ -26,8 +26,11 @@ def make_run(root: Path, name: str = "run", weights: str = "weights") -> Path:
     write(run / "adapter" / "adapter_config.json", '{"r": 8}\n')
     write(run / "train-log.jsonl", '{"step": 1, "loss": 2.0}\n')
     write(run / "environment.json", '{"python": "3.11.7", "torch": "2.13.0"}\n')
-    write(run / "result.json", '{"started_at": "2026-11-24T22:00:00Z", "finished_at": "2026-11-24T22:01:00Z", '
-          '"metrics": {"train_loss": 1.5}}\n')
+    write(
+        run / "result.json",
+        '{"started_at": "2026-11-24T22:00:00Z", "finished_at": "2026-11-24T22:01:00Z", '
+        '"metrics": {"train_loss": 1.5}}\n',
+    )
     return run
 
 
@@ -71,7 +74,9 @@ def attested(tmp_path: Path, run_cli: RunCLI, monkeypatch: pytest.MonkeyPatch) -
     return Attested(root, root / result.out.strip(), run, key)
 
 
-def resign(att: Attested, statement: dict[str, object] | bytes, key: Ed25519PrivateKey | None = None) -> bytes:
+def resign(
+    att: Attested, statement: dict[str, object] | bytes, key: Ed25519PrivateKey | None = None
+) -> bytes:
     body = statement if isinstance(statement, bytes) else canonical_json(statement)
     return dsse.sign(body, key or att.key)
 
@@ -142,17 +147,24 @@ def mutate_envelope(att: Attested, change: Callable[[dict[str, object]], None]) 
 
 
 def test_reject_other_payload_type(attested: Attested) -> None:
-    rejects(attested, dsse.sign(canonical_json(attested.statement()), attested.key, "application/json"),
-            "payloadType is 'application/json'")
+    rejects(
+        attested,
+        dsse.sign(canonical_json(attested.statement()), attested.key, "application/json"),
+        "payloadType is 'application/json'",
+    )
 
 
 def test_reject_payload_type_changed_after_signing(attested: Attested) -> None:
-    data = mutate_envelope(attested, lambda e: e.update(payloadType="application/vnd.in-toto+json; x=1"))
+    data = mutate_envelope(
+        attested, lambda e: e.update(payloadType="application/vnd.in-toto+json; x=1")
+    )
     rejects(attested, data, "payloadType")
 
 
 def test_reject_missing_envelope_field(attested: Attested) -> None:
-    rejects(attested, mutate_envelope(attested, lambda e: e.pop("signatures")), "not a DSSE envelope")
+    rejects(
+        attested, mutate_envelope(attested, lambda e: e.pop("signatures")), "not a DSSE envelope"
+    )
 
 
 def test_reject_missing_statement_field(attested: Attested) -> None:
@@ -184,16 +196,26 @@ def test_reject_extended_payload(attested: Attested) -> None:
 
 
 def test_reject_invalid_base64(attested: Attested) -> None:
-    rejects(attested, mutate_envelope(attested, lambda e: e.update(payload="not*base64")), "not valid base64")
+    rejects(
+        attested,
+        mutate_envelope(attested, lambda e: e.update(payload="not*base64")),
+        "not valid base64",
+    )
 
 
 def test_reject_untrusted_key(attested: Attested) -> None:
-    rejects(attested, resign(attested, attested.statement(), Ed25519PrivateKey.generate()), "no signature by a trusted key")
+    rejects(
+        attested,
+        resign(attested, attested.statement(), Ed25519PrivateKey.generate()),
+        "no signature by a trusted key",
+    )
 
 
 def test_reject_spoofed_keyid(attested: Attested) -> None:
     data = json.loads(resign(attested, attested.statement(), Ed25519PrivateKey.generate()))
-    data["signatures"][0]["keyid"] = keyid(attested.key.public_key())  # claims to be the trusted key
+    data["signatures"][0]["keyid"] = keyid(
+        attested.key.public_key()
+    )  # claims to be the trusted key
     rejects(attested, json.dumps(data).encode(), "no signature by a trusted key")
 
 
@@ -204,7 +226,9 @@ def test_reject_same_key_counted_twice(attested: Attested) -> None:
 
 
 def test_reject_no_signatures(attested: Attested) -> None:
-    rejects(attested, mutate_envelope(attested, lambda e: e.update(signatures=[])), "has no signatures")
+    rejects(
+        attested, mutate_envelope(attested, lambda e: e.update(signatures=[])), "has no signatures"
+    )
 
 
 def test_reject_wrong_statement_type(attested: Attested) -> None:
@@ -226,7 +250,9 @@ def test_reject_duplicate_keys_in_signed_payload(attested: Attested) -> None:
 
 
 def test_reject_duplicate_keys_in_envelope(attested: Attested) -> None:
-    data = attested.manifest.read_bytes().replace(b'"payloadType":', b'"payloadType":"x","payloadType":', 1)
+    data = attested.manifest.read_bytes().replace(
+        b'"payloadType":', b'"payloadType":"x","payloadType":', 1
+    )
     rejects(attested, data, "duplicate key 'payloadType'")
 
 
@@ -237,8 +263,13 @@ def test_reject_nan(attested: Attested) -> None:
 
 @pytest.mark.parametrize(
     ("name", "fragment"),
-    [("/etc/passwd", "is absolute"), ("../outside", "'..' segment"), ("sub\\evil", "backslash"),
-     ("a\x00b", "NUL"), ("C:/x", "is absolute")],
+    [
+        ("/etc/passwd", "is absolute"),
+        ("../outside", "'..' segment"),
+        ("sub\\evil", "backslash"),
+        ("a\x00b", "NUL"),
+        ("C:/x", "is absolute"),
+    ],
     ids=["absolute", "dotdot", "backslash", "nul", "drive"],
 )
 def test_reject_bad_subject_names(attested: Attested, name: str, fragment: str) -> None:
@@ -262,14 +293,22 @@ def test_reject_non_sha256_digest(attested: Attested) -> None:
 def test_reject_short_base_model_commit(attested: Attested) -> None:
     st = attested.statement()
     deps = st["predicate"]["buildDefinition"]["resolvedDependencies"]  # type: ignore[index]
-    deps[0] = {"name": "base_model", "uri": "pkg:huggingface/org/m@main", "digest": {"gitCommit": "main"}}
+    deps[0] = {
+        "name": "base_model",
+        "uri": "pkg:huggingface/org/m@main",
+        "digest": {"gitCommit": "main"},
+    }
     rejects(attested, resign(attested, st), "is not a full 40-hex commit")
 
 
 def test_reject_hub_dependency_without_commit(attested: Attested) -> None:
     st = attested.statement()
     deps = st["predicate"]["buildDefinition"]["resolvedDependencies"]  # type: ignore[index]
-    deps[0] = {"name": "base_model", "uri": "pkg:huggingface/org/m@main", "digest": {"sha256": "0" * 64}}
+    deps[0] = {
+        "name": "base_model",
+        "uri": "pkg:huggingface/org/m@main",
+        "digest": {"sha256": "0" * 64},
+    }
     rejects(attested, resign(attested, st), "needs a full gitCommit digest")
 
 
@@ -324,19 +363,29 @@ def test_reject_provenance_copy_of_another_run(attested: Attested) -> None:
 
 
 def test_registry_copy_of_the_same_run_is_accepted(attested: Attested) -> None:
-    write(attested.run / "adapter" / ".ftctl" / "provenance.intoto.json", attested.manifest.read_text())
+    write(
+        attested.run / "adapter" / ".ftctl" / "provenance.intoto.json",
+        attested.manifest.read_text(),
+    )
     verify_artifacts(verify_file(attested.manifest, attested.trusted), attested.run / "adapter")  # type: ignore[arg-type]
 
 
-def test_audit_rejects_recipe_that_differs_from_the_record(attested: Attested, run_cli: RunCLI) -> None:
+def test_audit_rejects_recipe_that_differs_from_the_record(
+    attested: Attested, run_cli: RunCLI
+) -> None:
     git(attested.root, "add", "-A")
     git(attested.root, "commit", "-qm", "manifest")
     st = attested.statement()
-    st["predicate"]["buildDefinition"]["externalParameters"]["recipe"]["digest"]["sha256"] = "0" * 64  # type: ignore[index]
+    st["predicate"]["buildDefinition"]["externalParameters"]["recipe"]["digest"]["sha256"] = (
+        "0" * 64
+    )  # type: ignore[index]
     attested.manifest.write_bytes(resign(attested, st))
     result = run_cli("audit", cwd=attested.root)
     assert result.code == 1
-    assert "FAIL: the recipe bytes at" in result.out and "differ from the recorded digest" in result.out
+    assert (
+        "FAIL: the recipe bytes at" in result.out
+        and "differ from the recorded digest" in result.out
+    )
 
 
 def test_audit_fails_uncommitted_attestation(attested: Attested, run_cli: RunCLI) -> None:
@@ -377,7 +426,9 @@ def test_verify_failure_is_one_line(attested: Attested, run_cli: RunCLI) -> None
 def test_keygen_refuses_the_repository(tmp_path: Path, run_cli: RunCLI) -> None:
     (tmp_path / ".git").mkdir()
     result = run_cli("keygen", "ci", "--out", str(tmp_path / "ci.key"), cwd=tmp_path)
-    assert result.code == 1 and "refusing to write a private key inside the repository" in result.err
+    assert (
+        result.code == 1 and "refusing to write a private key inside the repository" in result.err
+    )
 
 
 def test_keygen_private_key_mode(attested: Attested, tmp_path: Path) -> None:
@@ -386,10 +437,14 @@ def test_keygen_private_key_mode(attested: Attested, tmp_path: Path) -> None:
     assert (attested.root / "keys" / "ci.pub").read_text().startswith("-----BEGIN PUBLIC KEY-----")
 
 
-def test_passphrase_protected_key(attested: Attested, tmp_path: Path, run_cli: RunCLI,
-                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_passphrase_protected_key(
+    attested: Attested, tmp_path: Path, run_cli: RunCLI, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("FTCTL_SIGNING_KEY_PASSPHRASE", "s3cret")
-    assert run_cli("keygen", "locked", "--out", str(tmp_path / "locked.key"), cwd=attested.root).code == 0
+    assert (
+        run_cli("keygen", "locked", "--out", str(tmp_path / "locked.key"), cwd=attested.root).code
+        == 0
+    )
     monkeypatch.setenv("FTCTL_SIGNING_KEY", str(tmp_path / "locked.key"))
     assert run_cli("attest", "run", "--recipe", "tiny", cwd=attested.root).code == 0
     monkeypatch.setenv("FTCTL_SIGNING_KEY_PASSPHRASE", "wrong")
@@ -397,7 +452,9 @@ def test_passphrase_protected_key(attested: Attested, tmp_path: Path, run_cli: R
     assert result.code == 1 and "wrong passphrase" in result.err
 
 
-def test_attest_needs_a_key(attested: Attested, run_cli: RunCLI, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_attest_needs_a_key(
+    attested: Attested, run_cli: RunCLI, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("FTCTL_SIGNING_KEY")
     result = run_cli("attest", "run", "--recipe", "tiny", cwd=attested.root)
     assert result.err.startswith("ftctl: error: no signing key: FTCTL_SIGNING_KEY is not set")
@@ -424,19 +481,31 @@ def test_attest_unfinished_run(attested: Attested, run_cli: RunCLI) -> None:
     assert "finished_at is missing; an unfinished run cannot be attested" in result.err
 
 
-def test_secrets_never_leak(attested: Attested, run_cli: RunCLI, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_secrets_never_leak(
+    attested: Attested, run_cli: RunCLI, monkeypatch: pytest.MonkeyPatch
+) -> None:
     token = "hf_PLANTEDTOKEN0123456789"
-    pem = attested.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                     serialization.NoEncryption()).decode()
+    pem = attested.key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
     monkeypatch.setenv("HF_TOKEN", token)
     monkeypatch.setenv("FTCTL_SIGNING_KEY", pem)  # key material in the environment itself
-    (attested.run / "environment.json").write_text(json.dumps({"python": "3.11", "HF_TOKEN": token, "env": dict(os.environ)}))
+    (attested.run / "environment.json").write_text(
+        json.dumps({"python": "3.11", "HF_TOKEN": token, "env": dict(os.environ)})
+    )
     outputs = []
-    for args in (["attest", "run", "--recipe", "tiny"], ["attest", "run", "--recipe", "nope"],
-                 ["verify", str(attested.manifest)], ["audit"], ["log", "tiny"]):
+    for args in (
+        ["attest", "run", "--recipe", "tiny"],
+        ["attest", "run", "--recipe", "nope"],
+        ["verify", str(attested.manifest)],
+        ["audit"],
+        ["log", "tiny"],
+    ):
         result = run_cli(*args, cwd=attested.root)
         outputs.append(result.out + result.err)
-    monkeypatch.setenv("FTCTL_SIGNING_KEY", pem.replace("A", "B", 3))  # a broken key: the error must not echo it
+    monkeypatch.setenv(
+        "FTCTL_SIGNING_KEY", pem.replace("A", "B", 3)
+    )  # a broken key: the error must not echo it
     broken = run_cli("attest", "run", "--recipe", "tiny", cwd=attested.root)
     outputs.append(broken.out + broken.err)
     manifests = [p.read_text() for p in (attested.root / "manifests").rglob("*.json")]
@@ -449,6 +518,8 @@ def test_secrets_never_leak(attested: Attested, run_cli: RunCLI, monkeypatch: py
 def test_schema_accepts_an_attested_statement(attested: Attested) -> None:
     import jsonschema
 
-    schema = json.loads((Path(__file__).parent.parent / "docs" / "provenance.schema.json").read_text())
+    schema = json.loads(
+        (Path(__file__).parent.parent / "docs" / "provenance.schema.json").read_text()
+    )
     statement = json.loads(base64.b64decode(attested.envelope()["payload"]))  # type: ignore[arg-type]
     jsonschema.Draft202012Validator(schema).validate(statement)

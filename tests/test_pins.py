@@ -54,7 +54,10 @@ def test_hashes_sorted() -> None:
         ("torch==2.13.0\n-r other.txt\n", "p:2: '-r' is not supported in pins; list every package"),
         ("torch==2.13.0\nnot a requirement!\n", "p:2: not a requirement"),
         ("torch==2.13.0\nTORCH==2.14\n", "p:2: torch is pinned twice; keep one line"),
-        ("pkg @ https://example.invalid/pkg.whl\n", "p:1: URL requirements cannot be pinned by version"),
+        (
+            "pkg @ https://example.invalid/pkg.whl\n",
+            "p:1: URL requirements cannot be pinned by version",
+        ),
     ],
 )
 def test_errors_name_the_line(text: str, message: str) -> None:

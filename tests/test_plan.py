@@ -19,7 +19,6 @@ from tests.conftest import ScenarioWorkspace as Workspace
 GOLDEN = REPO / "tests" / "golden"
 
 
-
 def actions(plan: dict[str, object]) -> dict[str, str]:
     return {c["recipe"]: c["action"] for c in plan["changes"]}  # type: ignore[index, union-attr]
 
@@ -32,7 +31,13 @@ def reasons(plan: dict[str, object], recipe: str) -> list[tuple[str, object, obj
 def test_create_then_no_op(ws: Workspace) -> None:
     plan = ws.plan()
     assert actions(plan) == {"alpha": "create"}
-    assert plan["summary"] == {"train": 1, "restore": 0, "republish": 0, "retire": 0, "unchanged": 0}
+    assert plan["summary"] == {
+        "train": 1,
+        "restore": 0,
+        "republish": 0,
+        "retire": 0,
+        "unchanged": 0,
+    }
     ws.record("alpha")
     assert actions(ws.plan()) == {"alpha": "no-op"}
 
@@ -45,7 +50,10 @@ def test_detailed_exitcode(ws: Workspace) -> None:
 
 def test_recipe_change_is_explained_by_field(ws: Workspace) -> None:
     ws.record("alpha")
-    write(ws.root / "recipes" / "alpha.yaml", RECIPE.replace("lora_r: 8", "lora_r: 16").replace("type: alpaca", "type: completion"))
+    write(
+        ws.root / "recipes" / "alpha.yaml",
+        RECIPE.replace("lora_r: 8", "lora_r: 16").replace("type: alpaca", "type: completion"),
+    )
     ws.lock()
     plan = ws.plan()
     assert actions(plan) == {"alpha": "retrain"}
@@ -90,10 +98,14 @@ def test_trainer_change(ws: Workspace) -> None:
     envelope = json.loads(manifest.read_text())
     statement = json.loads(base64.b64decode(envelope["payload"]))
     statement["predicate"]["runDetails"]["builder"]["version"]["ftctl"] = "0.0.9"
-    statement["predicate"]["buildDefinition"]["internalParameters"]["fingerprint"] = "sha256:" + "9" * 64
+    statement["predicate"]["buildDefinition"]["internalParameters"]["fingerprint"] = (
+        "sha256:" + "9" * 64
+    )
     from cryptography.hazmat.primitives import serialization
 
-    key = serialization.load_pem_private_key(Path(os.environ["FTCTL_SIGNING_KEY"]).read_bytes(), None)
+    key = serialization.load_pem_private_key(
+        Path(os.environ["FTCTL_SIGNING_KEY"]).read_bytes(), None
+    )
     manifest.write_bytes(dsse.sign(canonical_json(statement), key))  # type: ignore[arg-type]
     assert ("trainer_changed", "ftctl", "0.0.9", "0.1.0") in reasons(ws.plan(), "alpha")
 
@@ -107,10 +119,16 @@ def test_dag_upstream_changed(ws: Workspace) -> None:
     write(ws.root / "recipes" / "alpha.yaml", RECIPE.replace("lora_r: 8", "lora_r: 4"))
     ws.lock()
     plan = ws.plan()
-    assert list(actions(plan).items()) == [("alpha", "retrain"), ("beta", "retrain")]  # upstream first
+    assert list(actions(plan).items()) == [
+        ("alpha", "retrain"),
+        ("beta", "retrain"),
+    ]  # upstream first
     [(kind, path, old, new)] = reasons(plan, "beta")
     assert (kind, path) == ("upstream_changed", "alpha") and old != new
-    assert actions(ws.plan("--target", "alpha")) == {"alpha": "retrain", "beta": "retrain"}  # with dependants
+    assert actions(ws.plan("--target", "alpha")) == {
+        "alpha": "retrain",
+        "beta": "retrain",
+    }  # with dependants
     assert actions(ws.plan("--target", "beta")) == {"beta": "retrain"}
 
 
@@ -139,7 +157,9 @@ def test_republish(ws: Workspace) -> None:
     ws.lock()
     plan = ws.plan()
     assert actions(plan) == {"alpha": "republish"}
-    assert reasons(plan, "alpha") == [("publish_changed", "ftctl.publish", "file://registry/alpha", "hf://acme/alpha")]
+    assert reasons(plan, "alpha") == [
+        ("publish_changed", "ftctl.publish", "file://registry/alpha", "hf://acme/alpha")
+    ]
 
 
 def test_retire(ws: Workspace) -> None:
@@ -214,11 +234,18 @@ def test_markdown_truncated_under_the_comment_limit() -> None:
     from ftctl.render.plan import markdown
 
     reasons_ = tuple(Reason("recipe_changed", f"field_{i}", i, i + 1) for i in range(30))
-    plan = Plan(tuple(Change(f"recipe-{n:04d}", "retrain", reasons_, "sha256:" + "0" * 64, None, None) for n in range(400)))
+    plan = Plan(
+        tuple(
+            Change(f"recipe-{n:04d}", "retrain", reasons_, "sha256:" + "0" * 64, None, None)
+            for n in range(400)
+        )
+    )
     text = markdown(plan)
     assert len(text) < 60_000
     assert "more change(s) not shown: the comment would exceed 60,000 characters" in text
-    assert text.startswith("### ftctl plan\n\n**Plan: 400 to train, 0 to restore, 0 to republish, 0 to retire.**")
+    assert text.startswith(
+        "### ftctl plan\n\n**Plan: 400 to train, 0 to restore, 0 to republish, 0 to retire.**"
+    )
     assert text.count("<details>") == text.count("</details>") > 10
 
 
@@ -245,7 +272,9 @@ def test_json_golden(ws: Workspace) -> None:
     rendered = json.dumps(plan, indent=2, sort_keys=True) + "\n"
     if os.environ.get("FTCTL_UPDATE_GOLDEN"):
         golden.write_text(rendered)
-    assert rendered == golden.read_text(), "run with FTCTL_UPDATE_GOLDEN=1 after an intended format change"
+    assert rendered == golden.read_text(), (
+        "run with FTCTL_UPDATE_GOLDEN=1 after an intended format change"
+    )
 
 
 def test_estimate_from_safetensors_headers_and_accelerator() -> None:
@@ -258,7 +287,9 @@ def test_estimate_from_safetensors_headers_and_accelerator() -> None:
     result = estimate(lock, {"num_epochs": 2.0}, "H100:8", params)
     tokens = 7525 // 4 * 2
     assert result.tokens == tokens
-    assert result.gpu_hours == pytest.approx(6 * params * tokens / (PEAK_TFLOPS["H100"] * 1e12 * UTILISATION) / 3600)
+    assert result.gpu_hours == pytest.approx(
+        6 * params * tokens / (PEAK_TFLOPS["H100"] * 1e12 * UTILISATION) / 3600
+    )
     assert "6*N*T at 40% of H100 peak" in result.basis
     unknown = estimate(lock, {"num_epochs": 1.0}, None, None)
     assert unknown.gpu_hours is None and "parameters unknown" in unknown.basis

@@ -44,7 +44,9 @@ def planned(root: Path, memo: bool) -> Any:
         inputs = gather(discover(root), memo=memo)
     except FtctlError as exc:
         return [p.render() for p in exc.problems]
-    plan = make_plan(inputs.desired, inputs.recorded, details=inputs.details, in_registry=inputs.in_registry)
+    plan = make_plan(
+        inputs.desired, inputs.recorded, details=inputs.details, in_registry=inputs.in_registry
+    )
     inputs.save_memo()
     return to_json(plan)
 
@@ -84,7 +86,9 @@ def same(ws: Workspace, seen: list[str], recomputed: set[str] | None = None) -> 
 
 def dvc(root: Path, *args: str) -> None:
     env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
-    subprocess.run([sys.executable, "-m", "dvc", *args], cwd=root, check=True, capture_output=True, env=env)
+    subprocess.run(
+        [sys.executable, "-m", "dvc", *args], cwd=root, check=True, capture_output=True, env=env
+    )
 
 
 def test_memo_agrees_with_recomputing(ws: Workspace, locks_computed: list[str]) -> None:
@@ -97,10 +101,16 @@ def test_memo_agrees_with_recomputing(ws: Workspace, locks_computed: list[str]) 
     assert {c["action"] for c in plan["changes"]} == {"no-op"}
 
     # Only the edited recipe is recomputed (with what it builds on).
-    write(ws.root / "recipes" / "beta.yaml", RECIPE.replace("./models/tiny", "recipe:alpha").replace("lora_r: 8", "lora_r: 4"))
+    write(
+        ws.root / "recipes" / "beta.yaml",
+        RECIPE.replace("./models/tiny", "recipe:alpha").replace("lora_r: 8", "lora_r: 4"),
+    )
     ws.lock()
     plan = same(ws, locks_computed, recomputed={"alpha", "beta"})
-    assert [(c["recipe"], c["action"]) for c in plan["changes"]] == [("alpha", "no-op"), ("beta", "retrain")]
+    assert [(c["recipe"], c["action"]) for c in plan["changes"]] == [
+        ("alpha", "no-op"),
+        ("beta", "retrain"),
+    ]
 
     # A dataset edited without re-locking: both say the locks are stale.
     write(ws.root / "data" / "train.jsonl", '{"instruction": "new", "output": "b"}\n')
@@ -128,18 +138,25 @@ def test_memo_agrees_with_recomputing(ws: Workspace, locks_computed: list[str]) 
     lock = ws.root / "lockfiles" / "beta.lock"
     text = lock.read_text()
     lock.unlink()
-    assert same(ws, locks_computed)[0].startswith("locks are not up to date: lockfiles/beta.lock (missing)")
+    assert same(ws, locks_computed)[0].startswith(
+        "locks are not up to date: lockfiles/beta.lock (missing)"
+    )
     lock.write_text(text)
     same(ws, locks_computed)
 
 
-def test_memo_never_vouches_for_a_tampered_manifest_or_an_untrusted_key(ws: Workspace, locks_computed: list[str]) -> None:
+def test_memo_never_vouches_for_a_tampered_manifest_or_an_untrusted_key(
+    ws: Workspace, locks_computed: list[str]
+) -> None:
     manifest = ws.record("alpha")
     assert same(ws, locks_computed)["changes"][0]["action"] == "no-op"
     original = manifest.read_bytes()
     manifest.write_bytes(original.replace(b'"sig":"', b'"sig":"AAAA', 1))
     plan = same(ws, locks_computed)
-    assert plan["changes"][0]["action"] == "create" and "no signature by a trusted key" in plan["warnings"][0]
+    assert (
+        plan["changes"][0]["action"] == "create"
+        and "no signature by a trusted key" in plan["warnings"][0]
+    )
     manifest.write_bytes(original)
     assert same(ws, locks_computed)["changes"][0]["action"] == "no-op"
     # Trust another key instead: the memo of verified manifests no longer applies.
@@ -157,7 +174,9 @@ def test_recent_changes_are_not_memoised(ws: Workspace, locks_computed: list[str
     os.chdir(ws.root)
     assert isinstance(planned(ws.root, memo=True), dict)
     locks_computed.clear()
-    planned(ws.root, memo=True)  # files written a moment ago: their mtime may not show the next change
+    planned(
+        ws.root, memo=True
+    )  # files written a moment ago: their mtime may not show the next change
     assert locks_computed == ["alpha"]
 
 
@@ -167,6 +186,11 @@ def test_a_corrupt_memo_is_ignored(ws: Workspace, locks_computed: list[str]) -> 
     memo = ws.root / ".ftctl" / "plan-memo.json"
     body = json.loads(memo.read_text())
     body["recipes"]["alpha"]["fingerprint"] = 7  # wrong type, right place
-    for garbage in (json.dumps(body), "{", "[]", json.dumps({"version": 1, "recipes": {"alpha": "x"}})):
+    for garbage in (
+        json.dumps(body),
+        "{",
+        "[]",
+        json.dumps({"version": 1, "recipes": {"alpha": "x"}}),
+    ):
         memo.write_text(garbage)
         assert planned(ws.root, memo=True) == expected

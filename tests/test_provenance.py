@@ -14,4 +14,3 @@ def test_schema_file_is_current() -> None:
     assert (REPO / "docs" / "provenance.schema.json").read_text() == schema_text(), (
         "run: python scripts/write_provenance_schema.py"
     )
-

@@ -143,7 +143,8 @@ def test_every_dataset_type_has_a_case() -> None:
 @pytest.mark.parametrize("kind", sorted(DATASETS))
 def test_dataset_types(kind: str) -> None:
     text = VALID_RECIPE.replace(
-        "datasets:\n  - path: data/train.jsonl\n    type: alpaca\n", f"datasets:\n  - {DATASETS[kind]}\n"
+        "datasets:\n  - path: data/train.jsonl\n    type: alpaca\n",
+        f"datasets:\n  - {DATASETS[kind]}\n",
     )
     if kind in RL_FOR:
         text += f"rl: {RL_FOR[kind]}\n"
@@ -167,7 +168,10 @@ def test_chat_template_defaults_follow_axolotl() -> None:
 def test_every_unsupported_key_is_named(key: str) -> None:
     _, problems = validate_text(VALID_RECIPE + f"{key}: true\n")
     assert len(problems) == 1
-    assert f": {key}: not supported by ftctl (Axolotl's {UNSUPPORTED_KEYS[key].feature})" in problems[0]
+    assert (
+        f": {key}: not supported by ftctl (Axolotl's {UNSUPPORTED_KEYS[key].feature})"
+        in problems[0]
+    )
 
 
 def test_unknown_key_position_is_the_key() -> None:
@@ -204,7 +208,8 @@ def test_recipe_is_frozen() -> None:
 
 
 @pytest.mark.parametrize(
-    "path", sorted([*(REPO / "recipes").glob("*.yaml"), *(REPO / "examples").glob("*.yaml")]),
+    "path",
+    sorted([*(REPO / "recipes").glob("*.yaml"), *(REPO / "examples").glob("*.yaml")]),
     ids=lambda p: p.name,
 )
 def test_shipped_recipes_validate(path: Path) -> None:

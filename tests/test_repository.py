@@ -37,7 +37,9 @@ def dvc_records() -> dict[str, dict[str, object]]:
 
 
 def test_data_rebuilds_to_the_dvc_recorded_digests(tmp_path: Path) -> None:
-    subprocess.run([sys.executable, str(REPO / "scripts" / "build_tiny_data.py"), str(tmp_path)], check=True)
+    subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "build_tiny_data.py"), str(tmp_path)], check=True
+    )
     records = dvc_records()
     assert set(records) == {"alpaca-tiny.jsonl", "chat-tiny.jsonl"}
     for name, record in records.items():
@@ -51,14 +53,24 @@ def test_model_rebuilds_identically(tmp_path: Path) -> None:
 
     subprocess.run(
         [sys.executable, str(REPO / "scripts" / "build_tiny_model.py"), str(tmp_path)],
-        check=True, capture_output=True, timeout=300,
+        check=True,
+        capture_output=True,
+        timeout=300,
     )
-    for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "generation_config.json"):
+    for name in (
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "chat_template.jinja",
+        "generation_config.json",
+    ):
         assert (tmp_path / name).read_bytes() == (MODEL / name).read_bytes(), name
     fresh, committed = (json.loads((d / "config.json").read_text()) for d in (tmp_path, MODEL))
     fresh.pop("transformers_version"), committed.pop("transformers_version")
     assert fresh == committed
-    new, old = load_file(str(tmp_path / "model.safetensors")), load_file(str(MODEL / "model.safetensors"))
+    new, old = (
+        load_file(str(tmp_path / "model.safetensors")),
+        load_file(str(MODEL / "model.safetensors")),
+    )
     assert new.keys() == old.keys()
     for key in old:
         assert (new[key] == old[key]).all(), key
@@ -79,6 +91,12 @@ def test_fresh_clone_pulls_data_offline(tmp_path: Path) -> None:
         shutil.copy2(path, clone / path.relative_to(REPO))
     shutil.copytree(REPO / "dvc-store", clone / "dvc-store", dirs_exist_ok=True)
     env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
-    subprocess.run([sys.executable, "-m", "dvc", "pull", "--quiet"], cwd=clone, check=True, env=env, timeout=300)
+    subprocess.run(
+        [sys.executable, "-m", "dvc", "pull", "--quiet"],
+        cwd=clone,
+        check=True,
+        env=env,
+        timeout=300,
+    )
     for name, record in dvc_records().items():
         assert md5(clone / "data" / name) == record["md5"]

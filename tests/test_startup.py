@@ -31,18 +31,31 @@ sys.stderr.write("HEAVY=" + json.dumps(heavy) + "\\n")
 
 @pytest.mark.parametrize(
     "args",
-    [["--help"], ["--version"], ["validate"], ["validate", "examples"], ["validate", "tests/bad_recipes"],
-     ["schema"], ["lock", "--check"], ["verify", "missing.intoto.json"], ["audit"], ["plan"]],
+    [
+        ["--help"],
+        ["--version"],
+        ["validate"],
+        ["validate", "examples"],
+        ["validate", "tests/bad_recipes"],
+        ["schema"],
+        ["lock", "--check"],
+        ["verify", "missing.intoto.json"],
+        ["audit"],
+        ["plan"],
+    ],
     ids=lambda a: " ".join(a),
 )
 def test_light_commands_import_no_training_stack(args: list[str]) -> None:
     proc = subprocess.run(
         [sys.executable, "-c", PROBE, json.dumps(args), json.dumps(HEAVY)],
-        cwd=REPO, capture_output=True, text=True, timeout=60,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     marker = [line for line in proc.stderr.splitlines() if line.startswith("HEAVY=")]
     assert marker, proc.stderr
-    assert json.loads(marker[0][len("HEAVY="):]) == []
+    assert json.loads(marker[0][len("HEAVY=") :]) == []
 
 
 MODULES = sorted(

@@ -21,18 +21,24 @@ def tok() -> Any:
 
 
 def trained_text(tok: Any, row: dict[str, list[int]]) -> str:
-    return tok.decode([t for t, label in zip(row["input_ids"], row["labels"], strict=True) if label != -100])
+    return tok.decode(
+        [t for t, label in zip(row["input_ids"], row["labels"], strict=True) if label != -100]
+    )
 
 
 def test_alpaca_masks_the_prompt(tok: Any) -> None:
     from ftctl.worker.formats import alpaca
 
-    row = alpaca(tok, {"instruction": "Reverse the word.", "input": "apple", "output": "elppa"}, False, "d")
+    row = alpaca(
+        tok, {"instruction": "Reverse the word.", "input": "apple", "output": "elppa"}, False, "d"
+    )
     assert len(row["input_ids"]) == len(row["labels"])
     assert trained_text(tok, row) == "elppa<|endoftext|>"
     assert tok.decode(row["input_ids"]).startswith("Below is an instruction")
     assert "### Input:\napple" in tok.decode(row["input_ids"])
-    everything = alpaca(tok, {"instruction": "Reverse the word.", "input": "apple", "output": "elppa"}, True, "d")
+    everything = alpaca(
+        tok, {"instruction": "Reverse the word.", "input": "apple", "output": "elppa"}, True, "d"
+    )
     assert everything["labels"] == everything["input_ids"]
 
 
@@ -57,18 +63,32 @@ def test_completion_trains_everything_in_chunks(tok: Any) -> None:
 def test_input_output_masks_per_segment(tok: Any) -> None:
     from ftctl.worker.formats import input_output
 
-    row = input_output(tok, {"segments": [{"label": False, "text": "Question: hot?"},
-                                          {"label": True, "text": " cold."}]}, "d")
+    row = input_output(
+        tok,
+        {
+            "segments": [
+                {"label": False, "text": "Question: hot?"},
+                {"label": True, "text": " cold."},
+            ]
+        },
+        "d",
+    )
     assert trained_text(tok, row) == " cold."
 
 
 def chat_entry(**options: Any) -> ChatTemplateDataset:
-    return ChatTemplateDataset.model_validate({"path": "d.jsonl", "type": "chat_template", **options})
+    return ChatTemplateDataset.model_validate(
+        {"path": "d.jsonl", "type": "chat_template", **options}
+    )
 
 
-MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Opposite of hot?"},
-            {"role": "assistant", "content": "cold."}, {"role": "user", "content": "Of big?"},
-            {"role": "assistant", "content": "small."}]
+MESSAGES = [
+    {"role": "system", "content": "Be brief."},
+    {"role": "user", "content": "Opposite of hot?"},
+    {"role": "assistant", "content": "cold."},
+    {"role": "user", "content": "Of big?"},
+    {"role": "assistant", "content": "small."},
+]
 
 
 def test_chat_trains_assistant_turns_with_their_end_of_turn(tok: Any) -> None:
@@ -85,7 +105,13 @@ def test_chat_train_on_eos_and_roles(tok: Any) -> None:
     assert trained_text(tok, no_eos) == "cold.small."
     last = chat(tok, {"messages": MESSAGES}, chat_entry(train_on_eos="last"), None, "d")
     assert trained_text(tok, last) == "cold.small.<|im_end|>"
-    users = chat(tok, {"messages": MESSAGES}, chat_entry(roles_to_train=["user"], train_on_eos="none"), None, "d")
+    users = chat(
+        tok,
+        {"messages": MESSAGES},
+        chat_entry(roles_to_train=["user"], train_on_eos="none"),
+        None,
+        "d",
+    )
     assert trained_text(tok, users) == "Opposite of hot?Of big?"
 
 
@@ -101,9 +127,18 @@ def test_chat_per_message_training_flag(tok: Any) -> None:
 def test_chat_sharegpt_shaped_rows_through_mappings(tok: Any) -> None:
     from ftctl.worker.formats import chat
 
-    entry = chat_entry(field_messages="conversations", message_property_mappings={"role": "from", "content": "value"},
-                       roles={"user": ["human"], "assistant": ["gpt"]})
-    row = chat(tok, {"conversations": [{"from": "human", "value": "Hi?"}, {"from": "gpt", "value": "Hello."}]}, entry, None, "d")
+    entry = chat_entry(
+        field_messages="conversations",
+        message_property_mappings={"role": "from", "content": "value"},
+        roles={"user": ["human"], "assistant": ["gpt"]},
+    )
+    row = chat(
+        tok,
+        {"conversations": [{"from": "human", "value": "Hi?"}, {"from": "gpt", "value": "Hello."}]},
+        entry,
+        None,
+        "d",
+    )
     assert trained_text(tok, row) == "Hello.<|im_end|>"
 
 
@@ -113,7 +148,9 @@ def test_preprocess_debug_prints_tokens_with_labels(run_cli: Any, pulled_data: A
     lines = result.out.splitlines()
     assert lines[0].startswith("--- row 0: ") and "trained" in lines[0]
     masked = [line for line in lines[1:] if line.startswith("( -100,")]
-    trained = [line for line in lines[1:] if line.startswith("(") and not line.startswith("( -100,")]
+    trained = [
+        line for line in lines[1:] if line.startswith("(") and not line.startswith("( -100,")
+    ]
     assert masked and trained  # the prompt is masked, the response is trained
     assert trained[-1].endswith("'<|endoftext|>'")  # EOS is trained
     assert lines[-1].startswith("96 rows after dropping those longer than sequence_len 256")
@@ -126,13 +163,22 @@ def test_named_chat_templates(tok: Any, tmp_path: Any) -> None:
     from ftctl.worker.train import check_hardware
     from tests.conftest import write
 
-    messages = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}
+    messages = {
+        "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]
+    }
     entry = ChatTemplateDataset(path="d.jsonl", type="chat_template")
     row = chat(tok, messages, entry, chat_template_for("chatml", None), "d")
-    assert tok.decode(row["input_ids"]) == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\nyo<|im_end|>\n"
+    assert (
+        tok.decode(row["input_ids"])
+        == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\nyo<|im_end|>\n"
+    )
     assert chat_template_for("tokenizer_default", None) is None
     assert chat_template_for("jinja", "{{ x }}") == "{{ x }}"
     text = (REPO / "recipes" / "tiny-chat.yaml").read_text() + "chat_template: llama3\n"
-    recipe = load_recipe(write(tmp_path / "r.yaml", text.replace("chat_template: tokenizer_default\n", ""))).recipe
+    recipe = load_recipe(
+        write(tmp_path / "r.yaml", text.replace("chat_template: tokenizer_default\n", ""))
+    ).recipe
     with pytest.raises(FtctlError, match="chat_template: llama3 is not built into ftctl"):
-        check_hardware(recipe, cuda=True)  # refused before anything loads, never trained with another template
+        check_hardware(
+            recipe, cuda=True
+        )  # refused before anything loads, never trained with another template

@@ -20,14 +20,19 @@ pytest.importorskip("torch", reason="the worker tests need the train extra")
 
 def recipe_with(extra: str, tmp_path: Path) -> object:
     # val_set_size: 0 is the default; dropping it lets a test set it.
-    text = (REPO / "recipes" / "tiny-alpaca.yaml").read_text().replace("val_set_size: 0\n", "") + extra
+    text = (REPO / "recipes" / "tiny-alpaca.yaml").read_text().replace(
+        "val_set_size: 0\n", ""
+    ) + extra
     return load_recipe(write(tmp_path / "r.yaml", text)).recipe
 
 
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        ("load_in_4bit: true\n", "load_in_4bit: QLoRA (bitsandbytes 4-bit) needs a CUDA GPU, and this machine has none"),
+        (
+            "load_in_4bit: true\n",
+            "load_in_4bit: QLoRA (bitsandbytes 4-bit) needs a CUDA GPU, and this machine has none",
+        ),
         ("flash_attention: true\n", "flash_attention: flash attention needs a CUDA GPU"),
         ("deepspeed: ds.json\n", "deepspeed: DeepSpeed needs a CUDA GPU"),
         ("fp16: true\n", "bf16/fp16 training needs a GPU here"),
@@ -42,17 +47,36 @@ def test_cpu_refusals_before_loading(tmp_path: Path, extra: str, message: str) -
 
 def test_qlora_recipe_through_the_cli_is_one_line(tmp_path: Path, run_cli: RunCLI) -> None:
     (tmp_path / ".git").mkdir()
-    text = (REPO / "recipes" / "tiny-alpaca.yaml").read_text().replace("adapter: lora", "adapter: qlora\nload_in_4bit: true")
-    write(tmp_path / "recipes" / "q.yaml", text.replace("./models/tiny-llama", str(REPO / "models" / "tiny-llama")))
-    proc = subprocess.run([sys.executable, "-m", "ftctl", "train", "q", "--output", str(tmp_path / "run")],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    text = (
+        (REPO / "recipes" / "tiny-alpaca.yaml")
+        .read_text()
+        .replace("adapter: lora", "adapter: qlora\nload_in_4bit: true")
+    )
+    write(
+        tmp_path / "recipes" / "q.yaml",
+        text.replace("./models/tiny-llama", str(REPO / "models" / "tiny-llama")),
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "ftctl", "train", "q", "--output", str(tmp_path / "run")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
-    assert proc.stderr.strip().splitlines()[-1].startswith("ftctl: error: load_in_4bit: QLoRA (bitsandbytes 4-bit) needs a CUDA GPU")
+    assert (
+        proc.stderr.strip()
+        .splitlines()[-1]
+        .startswith("ftctl: error: load_in_4bit: QLoRA (bitsandbytes 4-bit) needs a CUDA GPU")
+    )
 
 
 def digests(run: Path) -> dict[str, str]:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((run / "adapter").iterdir())}
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted((run / "adapter").iterdir())
+    }
 
 
 @pytest.mark.slow
@@ -61,23 +85,50 @@ def test_train_is_real_and_reproducible(tmp_path: Path, run_cli: RunCLI, pulled_
     for out in (first, second):
         result = run_cli("train", "tiny-alpaca", "--output", str(out), cwd=REPO)
         assert result.code == 0, result.err
-    assert sorted(p.name for p in first.iterdir()) == ["adapter", "environment.json", "result.json", "train-log.jsonl"]
+    assert sorted(p.name for p in first.iterdir()) == [
+        "adapter",
+        "environment.json",
+        "result.json",
+        "train-log.jsonl",
+    ]
     log = [json.loads(line) for line in (first / "train-log.jsonl").read_text().splitlines()]
     assert log[-1]["loss"] < log[0]["loss"] - 0.3  # the loss goes down
     assert digests(first) == digests(second)  # bitwise-identical adapter files
     config = json.loads((first / "adapter" / "adapter_config.json").read_text())
-    assert config["base_model_name_or_path"] == "./models/tiny-llama"  # the reference, not a temp path
+    assert (
+        config["base_model_name_or_path"] == "./models/tiny-llama"
+    )  # the reference, not a temp path
     result = json.loads((first / "result.json").read_text())
     assert result["steps"] == 24 and result["determinism"]["seed"] == 42
-    assert run_cli("train", "tiny-alpaca", "--output", str(first), cwd=REPO).code == 1  # refuses a used run dir
+    assert (
+        run_cli("train", "tiny-alpaca", "--output", str(first), cwd=REPO).code == 1
+    )  # refuses a used run dir
 
 
 PAIRS = [("hot", "cold"), ("big", "small"), ("up", "down"), ("fast", "slow")] * 4
 PREFERENCE_DATA = {
-    "dpo": ("dpo", [{"prompt": f"Opposite of {w}?", "chosen": f" {o}.", "rejected": f" {w}."} for w, o in PAIRS]),
-    "chatml.intel": ("chatml.intel", [{"system": "Be brief.", "question": f"Opposite of {w}?", "chosen": o, "rejected": w} for w, o in PAIRS]),
-    "kto": ("kto", [{"prompt": f"Opposite of {w}?", "completion": c, "label": good}
-                    for w, o in PAIRS for c, good in ((f" {o}.", True), (f" {w}.", False))]),
+    "dpo": (
+        "dpo",
+        [
+            {"prompt": f"Opposite of {w}?", "chosen": f" {o}.", "rejected": f" {w}."}
+            for w, o in PAIRS
+        ],
+    ),
+    "chatml.intel": (
+        "chatml.intel",
+        [
+            {"system": "Be brief.", "question": f"Opposite of {w}?", "chosen": o, "rejected": w}
+            for w, o in PAIRS
+        ],
+    ),
+    "kto": (
+        "kto",
+        [
+            {"prompt": f"Opposite of {w}?", "completion": c, "label": good}
+            for w, o in PAIRS
+            for c, good in ((f" {o}.", True), (f" {w}.", False))
+        ],
+    ),
 }
 
 
@@ -87,25 +138,39 @@ def test_preference_rows() -> None:
 
     dpo = PairedPreferenceDataset.model_validate({"path": "p", "type": "dpo", "field_prompt": "q"})
     assert preference_row(dpo, {"q": "Hi?", "chosen": "Hello.", "rejected": "No."}, "d") == {
-        "prompt": "Hi?", "chosen": "Hello.", "rejected": "No."}
+        "prompt": "Hi?",
+        "chosen": "Hello.",
+        "rejected": "No.",
+    }
     intel = IntelPreferenceDataset.model_validate({"path": "p", "type": "chatml.intel"})
-    row = preference_row(intel, {"system": "S", "question": "Q", "chosen": "C", "rejected": "R"}, "d")
-    assert row["prompt"] == "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nQ<|im_end|>\n<|im_start|>assistant\n"
+    row = preference_row(
+        intel, {"system": "S", "question": "Q", "chosen": "C", "rejected": "R"}, "d"
+    )
+    assert (
+        row["prompt"]
+        == "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nQ<|im_end|>\n<|im_start|>assistant\n"
+    )
     assert row["chosen"] == "C<|im_end|>"
     kto = KTODataset.model_validate({"path": "p", "type": "kto"})
-    assert preference_row(kto, {"prompt": "P", "completion": "C", "label": 0}, "d")["label"] is False
+    assert (
+        preference_row(kto, {"prompt": "P", "completion": "C", "label": 0}, "d")["label"] is False
+    )
     with pytest.raises(FtctlError, match="row has no field 'rejected'"):
         preference_row(dpo, {"q": "Hi?", "chosen": "Hello."}, "datasets[0]")
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("rl", "data"), [("dpo", "dpo"), ("ipo", "dpo"), ("orpo", "chatml.intel"), ("kto", "kto")])
+@pytest.mark.parametrize(
+    ("rl", "data"), [("dpo", "dpo"), ("ipo", "dpo"), ("orpo", "chatml.intel"), ("kto", "kto")]
+)
 def test_preference_trainers_learn(tmp_path: Path, run_cli: RunCLI, rl: str, data: str) -> None:
     kind, rows = PREFERENCE_DATA[data]
     write(tmp_path / "data" / "prefs.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
     (tmp_path / ".git").mkdir()
-    write(tmp_path / "recipes" / "pref.yaml", f"""\
-base_model: {REPO / 'models' / 'tiny-llama'}
+    write(
+        tmp_path / "recipes" / "pref.yaml",
+        f"""\
+base_model: {REPO / "models" / "tiny-llama"}
 adapter: lora
 lora_target_modules: [q_proj, v_proj]
 rl: {rl}
@@ -119,10 +184,13 @@ num_epochs: 3
 optimizer: adamw_torch
 learning_rate: 0.005
 seed: 0
-""")
+""",
+    )
     result = run_cli("train", "pref", "--output", str(tmp_path / "run"), cwd=tmp_path)
     assert result.code == 0, result.err
-    log = [json.loads(line) for line in (tmp_path / "run" / "train-log.jsonl").read_text().splitlines()]
+    log = [
+        json.loads(line) for line in (tmp_path / "run" / "train-log.jsonl").read_text().splitlines()
+    ]
     assert log[-1]["loss"] < log[0]["loss"]
     assert (tmp_path / "run" / "adapter" / "adapter_model.safetensors").is_file()
 
@@ -130,21 +198,34 @@ seed: 0
 def test_training_arguments_map_the_recipe(tmp_path: Path) -> None:
     from ftctl.worker.train import training_arguments
 
-    cpu = training_arguments(recipe_with("", tmp_path), False, tmp_path, bf16_supported=False, has_eval=False)  # type: ignore[arg-type]
+    cpu = training_arguments(
+        recipe_with("", tmp_path), False, tmp_path, bf16_supported=False, has_eval=False
+    )  # type: ignore[arg-type]
     assert (cpu["bf16"], cpu["fp16"], cpu["tf32"], cpu["use_cpu"]) == (False, False, False, True)
     assert cpu["report_to"] == [] and cpu["eval_strategy"] == "no"
     assert cpu["per_device_train_batch_size"] == 8 and cpu["gradient_accumulation_steps"] == 1
     gpu = training_arguments(
-        recipe_with("bf16: auto\ntf32: true\nwarmup_ratio: 0.1\nwandb_project: p\nwandb_run_name: r\nuse_tensorboard: true\n"
-                    "val_set_size: 0.1\nevals_per_epoch: 4\n", tmp_path),  # type: ignore[arg-type]
-        True, tmp_path, bf16_supported=True, has_eval=True,
+        recipe_with(
+            "bf16: auto\ntf32: true\nwarmup_ratio: 0.1\nwandb_project: p\nwandb_run_name: r\nuse_tensorboard: true\n"
+            "val_set_size: 0.1\nevals_per_epoch: 4\n",
+            tmp_path,
+        ),  # type: ignore[arg-type]
+        True,
+        tmp_path,
+        bf16_supported=True,
+        has_eval=True,
     )
     assert (gpu["bf16"], gpu["tf32"], gpu["use_cpu"]) == (True, True, False)
     assert gpu["warmup_steps"] == 0.1  # a ratio, as transformers 5 takes it
     assert gpu["report_to"] == ["wandb", "tensorboard"] and gpu["run_name"] == "r"
     assert gpu["eval_strategy"] == "steps" and gpu["eval_steps"] == pytest.approx(1 / 8)
-    no_bf16 = training_arguments(recipe_with("bf16: auto\n", tmp_path), True, tmp_path,  # type: ignore[arg-type]
-                                 bf16_supported=False, has_eval=False)
+    no_bf16 = training_arguments(
+        recipe_with("bf16: auto\n", tmp_path),
+        True,
+        tmp_path,  # type: ignore[arg-type]
+        bf16_supported=False,
+        has_eval=False,
+    )
     assert no_bf16["bf16"] is False  # auto: only where the GPU supports it
 
 
@@ -155,5 +236,7 @@ def test_the_prestarted_worker_ends_with_its_caller() -> None:
     with pytest.raises(RuntimeError), Worker.start() as worker:
         raise RuntimeError("an invalid recipe")
     assert worker.proc is not None and worker.proc.returncode == -9  # killed, not left importing
-    quiet = subprocess.run([sys.executable, "-m", "ftctl.worker", "-"], input=b"", capture_output=True, timeout=300)
+    quiet = subprocess.run(
+        [sys.executable, "-m", "ftctl.worker", "-"], input=b"", capture_output=True, timeout=300
+    )
     assert quiet.returncode == 0  # closed without a spec: nothing to train

@@ -108,8 +108,7 @@ def test_deep_nesting() -> None:
 
 def test_merge_keys_follow_yaml_semantics() -> None:
     doc = parse_yaml(
-        "base: &b {lr: 1, seed: 2}\nother: &o {seed: 3, x: 4}\n"
-        "r:\n  <<: [*b, *o]\n  lr: 9\n",
+        "base: &b {lr: 1, seed: 2}\nother: &o {seed: 3, x: 4}\nr:\n  <<: [*b, *o]\n  lr: 9\n",
         "r.yaml",
     )
     assert doc.data["r"] == {"lr": 9, "seed": 2, "x": 4}

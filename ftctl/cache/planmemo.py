@@ -88,7 +88,11 @@ class PlanMemo:
             self._manifests = _dict(body.get("manifests"))
             if body.get("env") == env:
                 reasons = body.get("reasons")
-                self._reasons = {k: v for k, v in reasons.items() if isinstance(v, list)} if isinstance(reasons, dict) else {}
+                self._reasons = (
+                    {k: v for k, v in reasons.items() if isinstance(v, list)}
+                    if isinstance(reasons, dict)
+                    else {}
+                )
 
     @classmethod
     def disabled(cls, root: Path) -> PlanMemo:
@@ -112,7 +116,9 @@ class PlanMemo:
         self._new_recipes[name] = raw  # type: ignore[assignment]
         return memo
 
-    def put_recipe(self, name: str, memo_without_deps: dict[str, Any], deps: list[Path], dvc_repo: Path | None) -> None:
+    def put_recipe(
+        self, name: str, memo_without_deps: dict[str, Any], deps: list[Path], dvc_repo: Path | None
+    ) -> None:
         """Record a fresh lock's result, unless one of its paths changed too recently to trust."""
         sigs: dict[str, Signature] = {}
         for path in deps:
@@ -171,16 +177,28 @@ class PlanMemo:
     # Why a recipe retrains: a pure function of the current manifest's bytes and the fresh lock's bytes
     # (the lock fixes the training config by its digest), so it is keyed by both.
 
-    def reasons(self, manifest_digest: str, lock_digest: str) -> list[tuple[str, str | None, Any, Any]] | None:
+    def reasons(
+        self, manifest_digest: str, lock_digest: str
+    ) -> list[tuple[str, str | None, Any, Any]] | None:
         key = f"{manifest_digest}:{lock_digest}"
         raw = self._reasons.get(key)
-        if raw is None or not all(isinstance(r, list) and len(r) == 4 and isinstance(r[0], str)
-                                  and (r[1] is None or isinstance(r[1], str)) for r in raw):
+        if raw is None or not all(
+            isinstance(r, list)
+            and len(r) == 4
+            and isinstance(r[0], str)
+            and (r[1] is None or isinstance(r[1], str))
+            for r in raw
+        ):
             return None
         self._new_reasons[key] = raw
         return [(r[0], r[1], r[2], r[3]) for r in raw]
 
-    def put_reasons(self, manifest_digest: str, lock_digest: str, reasons: list[tuple[str, str | None, Any, Any]]) -> None:
+    def put_reasons(
+        self,
+        manifest_digest: str,
+        lock_digest: str,
+        reasons: list[tuple[str, str | None, Any, Any]],
+    ) -> None:
         self._new_reasons[f"{manifest_digest}:{lock_digest}"] = [list(r) for r in reasons]
         self._dirty = True
 
@@ -188,8 +206,12 @@ class PlanMemo:
         """Keep what this plan used or computed (so the memo does not grow), atomically."""
         if self.path is None:
             return
-        if (not self._dirty and self._new_recipes.keys() == self._recipes.keys()
-                and self._new_manifests.keys() == self._manifests.keys() and self._new_reasons.keys() == self._reasons.keys()):
+        if (
+            not self._dirty
+            and self._new_recipes.keys() == self._recipes.keys()
+            and self._new_manifests.keys() == self._manifests.keys()
+            and self._new_reasons.keys() == self._reasons.keys()
+        ):
             return
         body = {
             "version": MEMO_VERSION,
@@ -220,7 +242,9 @@ class PlanMemo:
             return False
         if self._dvc_locks != current[0]:
             self._dvc_locks = current[0]
-            self._new_recipes = {k: v for k, v in self._new_recipes.items() if not v.get("dvc_locks")}
+            self._new_recipes = {
+                k: v for k, v in self._new_recipes.items() if not v.get("dvc_locks")
+            }
         self._dvc_locks_valid = True
         return True
 
@@ -243,7 +267,6 @@ class PlanMemo:
             return absolute.relative_to(self.root).as_posix()
         except ValueError:
             return str(absolute)
-
 
 
 def signature(path: str | Path, started: int) -> tuple[Signature, bool]:
@@ -270,7 +293,11 @@ def _tree_signature(root: str | Path, started: int) -> tuple[str, bool]:
                 st = os.lstat(path)
             newest = max(newest, st.st_mtime_ns)
             rel = os.path.relpath(path, root)
-            digest.update(f"{rel}\0{st.st_mode}\0{st.st_ino}\0{st.st_size}\0{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
+            digest.update(
+                f"{rel}\0{st.st_mode}\0{st.st_ino}\0{st.st_size}\0{st.st_mtime_ns}\n".encode(
+                    "utf-8", "surrogateescape"
+                )
+            )
     return f"tree:{digest.hexdigest()}", newest < started - RACY_NS
 
 
@@ -317,10 +344,22 @@ def _code_signature() -> str:
 
 _OPT_STR = (str, type(None))
 _RECIPE_TYPES: dict[str, Any] = {
-    "fingerprint": str, "publish": str, "upstream": _OPT_STR, "upstream_fingerprint": _OPT_STR,
-    "executor": str, "accelerator": _OPT_STR, "deps": dict, "dvc_locks": bool,
+    "fingerprint": str,
+    "publish": str,
+    "upstream": _OPT_STR,
+    "upstream_fingerprint": _OPT_STR,
+    "executor": str,
+    "accelerator": _OPT_STR,
+    "deps": dict,
+    "dvc_locks": bool,
 }
-_RUN_TYPES: dict[str, Any] = {"name": str, "fingerprint": str, "finished_on": str, "publish": _OPT_STR, "digest": str}
+_RUN_TYPES: dict[str, Any] = {
+    "name": str,
+    "fingerprint": str,
+    "finished_on": str,
+    "publish": _OPT_STR,
+    "digest": str,
+}
 
 
 def _typed(kind: type[T], raw: Any, types: dict[str, Any]) -> T | None:
@@ -341,4 +380,6 @@ def _load(path: Path) -> dict[str, Any]:
 
 
 def _dict(value: Any) -> dict[str, dict[str, Any]]:
-    return {k: v for k, v in value.items() if isinstance(v, dict)} if isinstance(value, dict) else {}
+    return (
+        {k: v for k, v in value.items() if isinstance(v, dict)} if isinstance(value, dict) else {}
+    )

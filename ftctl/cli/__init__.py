@@ -96,18 +96,35 @@ def validate(paths: tuple[Path, ...]) -> None:
     if not report.checked:
         raise UsageError("no recipes found", hint="add recipes/<name>.yaml or pass paths")
     n = len(report.recipes)
-    echo(f"{n} recipe{'s' if n != 1 else ''} valid", markup=f"[green]{n} recipe{'s' if n != 1 else ''} valid[/green]")
+    echo(
+        f"{n} recipe{'s' if n != 1 else ''} valid",
+        markup=f"[green]{n} recipe{'s' if n != 1 else ''} valid[/green]",
+    )
 
 
 @cli.command()
 @click.argument("names", nargs=-1)
-@click.option("--update", is_flag=True, help="Re-resolve moving references (branches, tags) of NAMES, or of all.")
-@click.option("--check", is_flag=True, help="Write nothing; exit 1 with a diff if any lock is stale or missing.")
-@click.option("--pins-from-env", is_flag=True, help="First write the pins file from the installed training packages.")
+@click.option(
+    "--update",
+    is_flag=True,
+    help="Re-resolve moving references (branches, tags) of NAMES, or of all.",
+)
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Write nothing; exit 1 with a diff if any lock is stale or missing.",
+)
+@click.option(
+    "--pins-from-env",
+    is_flag=True,
+    help="First write the pins file from the installed training packages.",
+)
 def lock(names: tuple[str, ...], update: bool, check: bool, pins_from_env: bool) -> None:
     """Pin every moving input of each recipe in lockfiles/<name>.lock."""
     if check and (update or pins_from_env):
-        raise UsageError("--check writes nothing; it cannot be combined with --update or --pins-from-env")
+        raise UsageError(
+            "--check writes nothing; it cannot be combined with --update or --pins-from-env"
+        )
     with importing():
         from ftctl.cache.parse import ParseCache
         from ftctl.cache.stat import StatCache
@@ -126,8 +143,13 @@ def lock(names: tuple[str, ...], update: bool, check: bool, pins_from_env: bool)
     recipes = load_workspace_recipes(workspace, parsed)
     cache = StatCache(workspace.root / ".ftctl" / "statcache.json")
     report = compute_locks(
-        workspace, recipes, names, update=(list(names) or True) if update else False,
-        network=not check, cache=cache, parse_cache=parsed,
+        workspace,
+        recipes,
+        names,
+        update=(list(names) or True) if update else False,
+        network=not check,
+        cache=cache,
+        parse_cache=parsed,
     )
     cache.save()
     parsed.save()
@@ -146,14 +168,36 @@ def lock(names: tuple[str, ...], update: bool, check: bool, pins_from_env: bool)
 
 
 @cli.command()
-@click.option("--target", "targets", multiple=True, metavar="NAME", help="Plan only NAME and the recipes built on it.")
-@click.option("--replace", "replace", multiple=True, metavar="NAME", help="Retrain NAME even if nothing changed.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Save the plan for `apply FILE`.")
+@click.option(
+    "--target",
+    "targets",
+    multiple=True,
+    metavar="NAME",
+    help="Plan only NAME and the recipes built on it.",
+)
+@click.option(
+    "--replace",
+    "replace",
+    multiple=True,
+    metavar="NAME",
+    help="Retrain NAME even if nothing changed.",
+)
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), help="Save the plan for `apply FILE`."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON (docs/plan-json.md).")
-@click.option("--markdown", "as_markdown", is_flag=True, help="Print the plan as one pull-request comment.")
-@click.option("--detailed-exitcode", is_flag=True, help="Exit 0 with no changes, 2 with changes, 1 on error.")
+@click.option(
+    "--markdown", "as_markdown", is_flag=True, help="Print the plan as one pull-request comment."
+)
+@click.option(
+    "--detailed-exitcode", is_flag=True, help="Exit 0 with no changes, 2 with changes, 1 on error."
+)
 def plan(
-    targets: tuple[str, ...], replace: tuple[str, ...], out: Path | None, as_json: bool, as_markdown: bool,
+    targets: tuple[str, ...],
+    replace: tuple[str, ...],
+    out: Path | None,
+    as_json: bool,
+    as_markdown: bool,
     detailed_exitcode: bool,
 ) -> None:
     """Show which trainings must run, and why (offline, nothing is written but --out)."""
@@ -177,8 +221,12 @@ def plan(
 
             raise UsageError(f"no recipe named '{name}'", hint=did_you_mean(name, sorted(known)))
     result = make_plan(
-        inputs.desired, inputs.recorded, details=inputs.details, in_registry=inputs.in_registry,
-        replace=replace, targets=targets,
+        inputs.desired,
+        inputs.recorded,
+        details=inputs.details,
+        in_registry=inputs.in_registry,
+        replace=replace,
+        targets=targets,
     )
     inputs.save_memo()
     if out is not None:
@@ -203,7 +251,11 @@ def plan(
 
 @cli.command()
 @click.argument("recipe")
-@click.option("--output", type=click.Path(file_okay=False, path_type=Path), help="Run directory to write (default: outputs/NAME).")
+@click.option(
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Run directory to write (default: outputs/NAME).",
+)
 def train(recipe: str, output: Path | None) -> None:
     """Train a recipe directly, like `axolotl train` (no lock, no manifest; see `ftctl attest`)."""
     from ftctl.launch import Worker
@@ -229,8 +281,10 @@ def _train(recipe: str, output: Path | None, worker: Worker) -> Path:
         upstream = load_recipe(_recipe_path(workspace, ref.value))
         base_dir = default_output(workspace.root, upstream) / "adapter"
         if not base_dir.is_dir():
-            raise FtctlError(f"{loaded.shown}: base_model {loaded.recipe.base_model}: {display_path(base_dir)} does not exist",
-                             hint=f"train it first: ftctl train {ref.value}")
+            raise FtctlError(
+                f"{loaded.shown}: base_model {loaded.recipe.base_model}: {display_path(base_dir)} does not exist",
+                hint=f"train it first: ftctl train {ref.value}",
+            )
     code = run_worker(workspace.root, loaded, target, base_model_dir=base_dir, worker=worker)
     if code != 0:
         raise SystemExit(code)
@@ -239,7 +293,11 @@ def _train(recipe: str, output: Path | None, worker: Worker) -> Path:
 
 @cli.command()
 @click.argument("recipe")
-@click.option("--debug", is_flag=True, help="Print every token of the first rows with its label (-100 = not trained).")
+@click.option(
+    "--debug",
+    is_flag=True,
+    help="Print every token of the first rows with its label (-100 = not trained).",
+)
 @click.option("--rows", default=3, show_default=True, help="How many rows to print.")
 def preprocess(recipe: str, debug: bool, rows: int) -> None:
     """Show how a recipe's datasets are tokenized and masked, as the worker will train them."""
@@ -261,7 +319,10 @@ def _recipe_path(workspace: Workspace, recipe: str) -> Path:
         return path
     candidates = [p for p in workspace.recipe_paths() if p.stem == recipe]
     if not candidates:
-        raise UsageError(f"no recipe file or recipe named '{recipe}'", hint="give recipes/NAME.yaml or a recipe name")
+        raise UsageError(
+            f"no recipe file or recipe named '{recipe}'",
+            hint="give recipes/NAME.yaml or a recipe name",
+        )
     return candidates[0]
 
 
@@ -275,7 +336,9 @@ def _trusted() -> tuple[Path, dict[str, Ed25519PublicKey]]:
 
 @cli.command()
 @click.argument("name")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Where to write the private key.")
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), help="Where to write the private key."
+)
 def keygen(name: str, out: Path | None) -> None:
     """Make an Ed25519 signing key: private key outside the repo, public key in keys/."""
     from ftctl.provenance.keys import keygen as make_key
@@ -310,17 +373,25 @@ def attest(run_dir: Path, name: str) -> None:
     outcome = compute_locks(workspace, recipes, [name], network=False).outcomes[-1]
     if outcome.status != "fresh" or outcome.old is None:
         raise UsageError(
-            f"{outcome.shown} is {outcome.status}", hint=f"run `ftctl lock {name}` and commit the lock first"
+            f"{outcome.shown} is {outcome.status}",
+            hint=f"run `ftctl lock {name}` and commit the lock first",
         )
     path, statement = build_and_sign(workspace, recipes[name], outcome.old, outcome.path, run, key)
     echo(str(path.relative_to(workspace.root)))
     if not statement.predicate.buildDefinition.internalParameters.committed:
-        echo("ftctl: warning: the recipe or lock is not committed; `ftctl audit` will fail this manifest", stderr=True)
+        echo(
+            "ftctl: warning: the recipe or lock is not committed; `ftctl audit` will fail this manifest",
+            stderr=True,
+        )
 
 
 @cli.command()
 @click.argument("manifest", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--artifacts", type=click.Path(file_okay=False, path_type=Path), help="Check these files against the subjects.")
+@click.option(
+    "--artifacts",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Check these files against the subjects.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def verify(manifest: Path, artifacts: Path | None, as_json: bool) -> None:
     """Verify a manifest's signature, trust and shape (and with --artifacts, the files)."""
@@ -336,17 +407,26 @@ def verify(manifest: Path, artifacts: Path | None, as_json: bool) -> None:
             verify_artifacts(verified, artifacts)
     except ManifestError as exc:
         if as_json:
-            click.echo(json.dumps({"ok": False, "manifest": str(manifest), "reason": exc.problem.message}))
+            click.echo(
+                json.dumps({"ok": False, "manifest": str(manifest), "reason": exc.problem.message})
+            )
         else:
             echo(f"FAILED {exc.problem.message}", stderr=True)
         raise SystemExit(1) from None
     info = summary(verified)
     if as_json:
-        click.echo(json.dumps({"ok": True, **info, "artifacts": str(artifacts) if artifacts else None}, sort_keys=True))
+        click.echo(
+            json.dumps(
+                {"ok": True, **info, "artifacts": str(artifacts) if artifacts else None},
+                sort_keys=True,
+            )
+        )
         return
     checked = f"; {len(info['subjects'])} files in {artifacts} match" if artifacts else ""
-    echo(f"OK {info['manifest']}: recipe {info['recipe']}, fingerprint {info['fingerprint'][7:19]}, "
-         f"signed by {', '.join(k[:12] for k in info['keyids'])}{checked}")
+    echo(
+        f"OK {info['manifest']}: recipe {info['recipe']}, fingerprint {info['fingerprint'][7:19]}, "
+        f"signed by {', '.join(k[:12] for k in info['keyids'])}{checked}"
+    )
 
 
 @cli.command()
@@ -389,8 +469,22 @@ def audit_command(as_json: bool) -> None:
     root, trusted = _trusted()
     rows = run_audit(root, trusted)
     if as_json:
-        click.echo(json.dumps([{"manifest": str(r.path.relative_to(root)), "recipe": r.recipe, "fingerprint": r.fingerprint,
-                                "finishedOn": r.finished_on, "ok": r.ok, "reason": r.reason} for r in rows], indent=2))
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "manifest": str(r.path.relative_to(root)),
+                        "recipe": r.recipe,
+                        "fingerprint": r.fingerprint,
+                        "finishedOn": r.finished_on,
+                        "ok": r.ok,
+                        "reason": r.reason,
+                    }
+                    for r in rows
+                ],
+                indent=2,
+            )
+        )
     else:
         table(AUDIT_HEADERS, audit_rows(rows))
         echo(audit_summary(rows))

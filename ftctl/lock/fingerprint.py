@@ -59,7 +59,10 @@ def training_config(recipe: Recipe) -> dict[str, Any]:
         key: value
         for key, value in config.items()
         if not (
-            (key in NON_SEMANTIC and not (keep_cadence and key in ("save_steps", "eval_steps", "save_strategy")))
+            (
+                key in NON_SEMANTIC
+                and not (keep_cadence and key in ("save_steps", "eval_steps", "save_strategy"))
+            )
             or key.startswith(NON_SEMANTIC_PREFIXES)
         )
     }

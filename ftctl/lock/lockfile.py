@@ -206,16 +206,37 @@ def load_lock(path: Path, shown: str, cache: ParseCache | None = None) -> Lockfi
         ) from None
 
 
-def pin_descriptor(name: str, pin: HfPin | LocalPin | DvcPin | RecipePin, kind: str = "model") -> dict[str, Any]:
+def pin_descriptor(
+    name: str, pin: HfPin | LocalPin | DvcPin | RecipePin, kind: str = "model"
+) -> dict[str, Any]:
     """A lock pin as an SLSA resource descriptor (plan compares these with recorded ones)."""
     if isinstance(pin, HfPin):
         repo = pin.ref.partition("@")[0]
         prefix = "pkg:huggingface/" + ("datasets/" if kind == "dataset" else "")
-        return {"name": name, "uri": f"{prefix}{repo}@{pin.revision}", "digest": {"gitCommit": pin.revision}}
+        return {
+            "name": name,
+            "uri": f"{prefix}{repo}@{pin.revision}",
+            "digest": {"gitCommit": pin.revision},
+        }
     if isinstance(pin, LocalPin):
-        return {"name": name, "uri": f"file:{pin.ref}", "digest": {"sha256": pin.digest.removeprefix("sha256:")},
-                "annotations": {"size": str(pin.size), "nfiles": str(pin.nfiles)}}
+        return {
+            "name": name,
+            "uri": f"file:{pin.ref}",
+            "digest": {"sha256": pin.digest.removeprefix("sha256:")},
+            "annotations": {"size": str(pin.size), "nfiles": str(pin.nfiles)},
+        }
     if isinstance(pin, DvcPin):
-        annotations = {k: str(v) for k, v in (("size", pin.size), ("nfiles", pin.nfiles)) if v is not None}
-        return {"name": name, "uri": f"dvc:{pin.ref}", "digest": {"md5": pin.md5}, "annotations": annotations}
-    return {"name": name, "uri": f"ftctl:{pin.ref}", "digest": {"sha256": pin.fingerprint.removeprefix("sha256:")}}
+        annotations = {
+            k: str(v) for k, v in (("size", pin.size), ("nfiles", pin.nfiles)) if v is not None
+        }
+        return {
+            "name": name,
+            "uri": f"dvc:{pin.ref}",
+            "digest": {"md5": pin.md5},
+            "annotations": annotations,
+        }
+    return {
+        "name": name,
+        "uri": f"ftctl:{pin.ref}",
+        "digest": {"sha256": pin.fingerprint.removeprefix("sha256:")},
+    }

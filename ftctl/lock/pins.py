@@ -23,13 +23,30 @@ from ftctl.errors import ConfigError, Location
 
 # Options that say where packages come from, not which: no effect on the pin set.
 _SOURCE_OPTIONS = (
-    "--index-url", "-i", "--extra-index-url", "--find-links", "-f", "--trusted-host",
-    "--no-index", "--prefer-binary", "--pre",
+    "--index-url",
+    "-i",
+    "--extra-index-url",
+    "--find-links",
+    "-f",
+    "--trusted-host",
+    "--no-index",
+    "--prefer-binary",
+    "--pre",
 )
 # Training packages whose installed versions `lock --pins-from-env` records.
 TRAINING_PACKAGES = (
-    "torch", "transformers", "peft", "trl", "accelerate", "datasets", "safetensors", "tokenizers",
-    "bitsandbytes", "flash-attn", "deepspeed", "ftctl",
+    "torch",
+    "transformers",
+    "peft",
+    "trl",
+    "accelerate",
+    "datasets",
+    "safetensors",
+    "tokenizers",
+    "bitsandbytes",
+    "flash-attn",
+    "deepspeed",
+    "ftctl",
 )
 
 

@@ -185,7 +185,9 @@ class _Resolver:
         self.unversioned: dict[str, list[str]] = {}  # path -> recipes using it
         self.dvc_repo = find_repo(self.root)
         self.dvc_index = DvcIndex(self.dvc_repo, parse_cache) if self.dvc_repo is not None else None
-        self._trees: dict[Path, TreeDigest] = {}  # one digest per path per run, however many recipes share it
+        self._trees: dict[
+            Path, TreeDigest
+        ] = {}  # one digest per path per run, however many recipes share it
         self._deps: list[Path] = []  # the current recipe's
         self._config: dict[str, Any] | None = None  # the current recipe's training config
         self.real_root = self.root.resolve()
@@ -196,7 +198,9 @@ class _Resolver:
         out = []
         for path, users in sorted(self.unversioned.items()):
             shown = ", ".join(users[:3]) + (f" and {len(users) - 3} more" if len(users) > 3 else "")
-            out.append(f"{path} is not versioned (not tracked by DVC); pinned by content (used by {shown})")
+            out.append(
+                f"{path} is not versioned (not tracked by DVC); pinned by content (used by {shown})"
+            )
         return out
 
     def lock_one(
@@ -216,7 +220,9 @@ class _Resolver:
             outcome.stale_reason = signal.reason
             return outcome
         finally:
-            outcome.used_dvc_locks = self.dvc_index is not None and self.dvc_index.lock_lookups > lookups
+            outcome.used_dvc_locks = (
+                self.dvc_index is not None and self.dvc_index.lock_lookups > lookups
+            )
         outcome.text = render(outcome.new)
         return outcome
 
@@ -245,7 +251,9 @@ class _Resolver:
         inputs = []
         for list_name in DATA_LISTS:
             for index, entry in enumerate(getattr(recipe, list_name) or ()):
-                inputs.append(self._dataset(entry.path, keep, f"{where}: {list_name}[{index}].path"))
+                inputs.append(
+                    self._dataset(entry.path, keep, f"{where}: {list_name}[{index}].path")
+                )
         pins_path = recipe.ftctl.pins or self.workspace.config.pins
         self._deps.append(self.root / pins_path)
         pins = read_pins(self.root / pins_path, pins_path)
@@ -296,7 +304,13 @@ class _Resolver:
             if not target.exists():
                 raise FtctlError(f"{where} {text}: no such directory")
             digest = self._tree(target, ref.value)
-            return LocalPin(ref=text, source="local", digest=digest.digest, size=digest.size, nfiles=digest.nfiles)
+            return LocalPin(
+                ref=text,
+                source="local",
+                digest=digest.digest,
+                size=digest.size,
+                nfiles=digest.nfiles,
+            )
         return self._hf_pin("model", text, ref.value, ref.revision, previous, where)
 
     def _tree(self, target: Path, display: str) -> TreeDigest:
@@ -329,10 +343,20 @@ class _Resolver:
         if recipe not in users:
             users.append(recipe)
 
-    def _resolve_dataset(self, text: str, keep: Lockfile | None, where: str) -> HfPin | LocalPin | DvcPin:
-        target = (self.root / text).resolve() if not Path(text).expanduser().is_absolute() else Path(text).expanduser()
+    def _resolve_dataset(
+        self, text: str, keep: Lockfile | None, where: str
+    ) -> HfPin | LocalPin | DvcPin:
+        target = (
+            (self.root / text).resolve()
+            if not Path(text).expanduser().is_absolute()
+            else Path(text).expanduser()
+        )
         self._deps.append(target)
-        if self.dvc_index is not None and self.dvc_repo is not None and target.is_relative_to(self.dvc_repo):
+        if (
+            self.dvc_index is not None
+            and self.dvc_repo is not None
+            and target.is_relative_to(self.dvc_repo)
+        ):
             self._deps.append(target.with_name(target.name + ".dvc"))
             record = self.dvc_index.find(target)
             if record is not None:
@@ -344,11 +368,19 @@ class _Resolver:
                             hint="run `dvc add` (or `dvc repro`) to record the change, "
                             "or `dvc checkout` to restore the recorded version",
                         )
-                return DvcPin(ref=text, source="dvc", md5=record.md5, size=record.size, nfiles=record.nfiles)
+                return DvcPin(
+                    ref=text, source="dvc", md5=record.md5, size=record.size, nfiles=record.nfiles
+                )
         if target.exists():
             digest = self._tree(target, text)
             self._note_unversioned(text, where)
-            return LocalPin(ref=text, source="local", digest=digest.digest, size=digest.size, nfiles=digest.nfiles)
+            return LocalPin(
+                ref=text,
+                source="local",
+                digest=digest.digest,
+                size=digest.size,
+                nfiles=digest.nfiles,
+            )
         repo_id, revision = split_revision(text)
         if check_hf_id(repo_id) is not None:
             raise FtctlError(
@@ -373,21 +405,30 @@ class _Resolver:
         from ftctl._hf import resolve_commit
 
         recipe = where.split(":")[0].removeprefix("recipe ")
-        commit = resolve_commit("model" if kind == "model" else "dataset", repo_id, revision, recipe=recipe)
+        commit = resolve_commit(
+            "model" if kind == "model" else "dataset", repo_id, revision, recipe=recipe
+        )
         return HfPin(ref=text, source="hf", revision=commit)
 
     def _config_file(self, text: str, where: str) -> str:
         target = self.root / text
         self._deps.append(target)
         if not target.is_file():
-            raise FtctlError(f"{where}: deepspeed {text}: no such file", hint="the path is relative to the workspace root")
+            raise FtctlError(
+                f"{where}: deepspeed {text}: no such file",
+                hint="the path is relative to the workspace root",
+            )
         return tree_digest(target, text, self.cache).digest
 
 
 def _without_refs(config: dict[str, Any]) -> dict[str, Any]:
     """The training config without the references that the lock's identities replace."""
-    out = {k: v for k, v in config.items() if k not in ("base_model", "deepspeed", "lora_model_dir")}
+    out = {
+        k: v for k, v in config.items() if k not in ("base_model", "deepspeed", "lora_model_dir")
+    }
     for list_name in DATA_LISTS:
         if out.get(list_name):
-            out[list_name] = [{k: v for k, v in entry.items() if k != "path"} for entry in out[list_name]]
+            out[list_name] = [
+                {k: v for k, v in entry.items() if k != "path"} for entry in out[list_name]
+            ]
     return out

@@ -24,8 +24,18 @@ UTILISATION = 0.40
 BYTES_PER_TOKEN = 4
 # Peak dense bf16 (fp16 for V100/T4) TFLOP/s per accelerator, from the vendors' data sheets.
 PEAK_TFLOPS = {
-    "H200": 989.0, "H100": 989.0, "GH200": 989.0, "A100": 312.0, "A100-80GB": 312.0, "L40S": 362.0,
-    "L4": 121.0, "A10G": 70.0, "A10": 125.0, "V100": 125.0, "T4": 65.0, "MI300X": 1307.0,
+    "H200": 989.0,
+    "H100": 989.0,
+    "GH200": 989.0,
+    "A100": 312.0,
+    "A100-80GB": 312.0,
+    "L40S": 362.0,
+    "L4": 121.0,
+    "A10G": 70.0,
+    "A10": 125.0,
+    "V100": 125.0,
+    "T4": 65.0,
+    "MI300X": 1307.0,
 }
 
 
@@ -67,12 +77,16 @@ def base_params(lock: Lockfile, root: Path, upstream_params: int | None) -> int 
     return upstream_params  # recipe: the upstream's base model
 
 
-def estimate(lock: Lockfile, config: dict[str, Any], accelerator: str | None, params: int | None) -> Estimate:
+def estimate(
+    lock: Lockfile, config: dict[str, Any], accelerator: str | None, params: int | None
+) -> Estimate:
     sizes = [p.size for p in lock.datasets if isinstance(p, (DvcPin, LocalPin))]
     tokens: int | None = None
     notes = []
     if config.get("max_steps"):
-        batch = (config.get("micro_batch_size") or 1) * (config.get("gradient_accumulation_steps") or 1)
+        batch = (config.get("micro_batch_size") or 1) * (
+            config.get("gradient_accumulation_steps") or 1
+        )
         tokens = int(config["max_steps"]) * int(batch) * int(config.get("sequence_len") or 2048)
         notes.append("tokens = max_steps x batch x sequence_len")
     elif sizes and len(sizes) == len(lock.datasets) and all(s is not None for s in sizes):
@@ -90,5 +104,7 @@ def estimate(lock: Lockfile, config: dict[str, Any], accelerator: str | None, pa
         gpu_hours = 6 * params * tokens / (peak * 1e12 * UTILISATION) / 3600
         notes.append(f"6*N*T at {int(UTILISATION * 100)}% of {kind} peak")
     elif peak is None:
-        notes.append(f"no peak FLOP/s known for {accelerator}" if accelerator else "no accelerator declared")
+        notes.append(
+            f"no peak FLOP/s known for {accelerator}" if accelerator else "no accelerator declared"
+        )
     return Estimate(tokens, params, accelerator, gpu_hours, "; ".join(notes))

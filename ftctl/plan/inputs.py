@@ -60,9 +60,14 @@ def gather(workspace: Workspace, *, memo: bool = True) -> PlanInputs:
     dvc_repo = find_repo(root)
     key_files = trusted_key_files(root, workspace.config.trust)
     store = (
-        PlanMemo(root / ".ftctl" / "plan-memo.json", root,
-                 environment(root, workspace.config_path, dvc_repo), keys_digest(key_files))
-        if memo else PlanMemo.disabled(root)
+        PlanMemo(
+            root / ".ftctl" / "plan-memo.json",
+            root,
+            environment(root, workspace.config_path, dvc_repo),
+            keys_digest(key_files),
+        )
+        if memo
+        else PlanMemo.disabled(root)
     )
     paths = {p.stem: p for p in workspace.recipe_paths()}
     details = PlanDetails(workspace, paths, store)
@@ -74,7 +79,11 @@ def gather(workspace: Workspace, *, memo: bool = True) -> PlanInputs:
 
 
 def _desired(
-    workspace: Workspace, paths: dict[str, Path], store: PlanMemo, dvc_repo: Path | None, details: PlanDetails
+    workspace: Workspace,
+    paths: dict[str, Path],
+    store: PlanMemo,
+    dvc_repo: Path | None,
+    details: PlanDetails,
 ) -> dict[str, Desired]:
     memos: dict[str, RecipeMemo] = {}
     for name in paths:
@@ -89,8 +98,10 @@ def _desired(
         computed = _compute(workspace, paths, todo, store, dvc_repo, details)
         # A memo built on a recomputed upstream is valid only if its lock pinned that fingerprint.
         moved = {
-            name for name, m in memos.items()
-            if name not in computed and m.upstream in computed
+            name
+            for name, m in memos.items()
+            if name not in computed
+            and m.upstream in computed
             and computed[m.upstream].fingerprint != m.upstream_fingerprint
         }
         if not moved:
@@ -98,7 +109,9 @@ def _desired(
         todo |= moved
         for name in moved:
             del memos[name]
-    desired = {name: Desired(name, m.fingerprint, m.publish, m.upstream) for name, m in memos.items()}
+    desired = {
+        name: Desired(name, m.fingerprint, m.publish, m.upstream) for name, m in memos.items()
+    }
     details.accelerators.update((name, m.accelerator) for name, m in memos.items())
     desired.update(computed)
     return {name: desired[name] for name in sorted(desired)}
@@ -112,7 +125,11 @@ def _still_valid(memo: RecipeMemo, name: str, paths: dict[str, Path], workspace:
 
 
 def _compute(
-    workspace: Workspace, paths: dict[str, Path], names: set[str], store: PlanMemo, dvc_repo: Path | None,
+    workspace: Workspace,
+    paths: dict[str, Path],
+    names: set[str],
+    store: PlanMemo,
+    dvc_repo: Path | None,
     details: PlanDetails,
 ) -> dict[str, Desired]:
     """Validate and lock ``names`` (and what they build on) offline, as `ftctl lock --check` would."""
@@ -134,38 +151,53 @@ def _compute(
             raise ValidationFailed(report.problems)
         loaded.update((item.name, item) for item in report.recipes)
         pending = {
-            up for item in loaded.values()
-            if (up := upstream_of(item.recipe.base_model)) is not None and up in paths and up not in loaded
+            up
+            for item in loaded.values()
+            if (up := upstream_of(item.recipe.base_model)) is not None
+            and up in paths
+            and up not in loaded
         }
-    report_ = compute_locks(workspace, loaded, sorted(loaded), network=False, cache=stat, parse_cache=parsed)
+    report_ = compute_locks(
+        workspace, loaded, sorted(loaded), network=False, cache=stat, parse_cache=parsed
+    )
     stat.save()
     parsed.save()
     stale = [o for o in report_.outcomes if o.status != "fresh"]
     if stale:
         shown = ", ".join(f"{o.shown} ({o.status})" for o in stale)
-        raise FtctlError(f"locks are not up to date: {shown}", hint="run `ftctl lock` and commit the locks")
+        raise FtctlError(
+            f"locks are not up to date: {shown}", hint="run `ftctl lock` and commit the locks"
+        )
     out: dict[str, Desired] = {}
     for outcome in report_.outcomes:
         assert outcome.new is not None
         item = loaded[outcome.name]
         upstream = upstream_of(item.recipe.base_model)
-        publish = item.recipe.ftctl.publish or f"{workspace.config.registry.rstrip('/')}/{item.name}"
+        publish = (
+            item.recipe.ftctl.publish or f"{workspace.config.registry.rstrip('/')}/{item.name}"
+        )
         out[item.name] = Desired(item.name, outcome.new.fingerprint, publish, upstream)
         accelerator = _accelerator(workspace, item.recipe.ftctl)
         config = outcome.config if outcome.config is not None else training_config(item.recipe)
         details.known(item.name, outcome.new, config, accelerator)
         pinned = getattr(outcome.new.base_model, "fingerprint", None) if upstream else None
         summary = {
-            "fingerprint": outcome.new.fingerprint, "publish": publish, "upstream": upstream,
-            "upstream_fingerprint": pinned, "executor": item.recipe.ftctl.executor,
-            "accelerator": accelerator, "dvc_locks": outcome.used_dvc_locks,
+            "fingerprint": outcome.new.fingerprint,
+            "publish": publish,
+            "upstream": upstream,
+            "upstream_fingerprint": pinned,
+            "executor": item.recipe.ftctl.executor,
+            "accelerator": accelerator,
+            "dvc_locks": outcome.used_dvc_locks,
         }
         store.put_recipe(item.name, summary, outcome.deps, dvc_repo)
         store.put_config(outcome.new.recipe.digest, config)
     return out
 
 
-def _recorded(root: Path, store: PlanMemo, key_files: list[Path], details: PlanDetails) -> dict[str, Recorded]:
+def _recorded(
+    root: Path, store: PlanMemo, key_files: list[Path], details: PlanDetails
+) -> dict[str, Recorded]:
     """Every recipe's verified manifests (newest finishedOn is current); the rest rejected with a reason."""
     trusted: dict[str, Ed25519PublicKey] | None = None
     runs: dict[str, list[tuple[Run, Path]]] = {}
@@ -182,7 +214,9 @@ def _recorded(root: Path, store: PlanMemo, key_files: list[Path], details: PlanD
             try:
                 data = path.read_bytes()
             except OSError as exc:
-                rejected.setdefault(name, []).append((shown, f"{path}: cannot be read ({exc.strerror})"))
+                rejected.setdefault(name, []).append(
+                    (shown, f"{path}: cannot be read ({exc.strerror})")
+                )
                 continue
             from ftctl.provenance.manifest import ManifestError, verify_bytes
 
@@ -196,8 +230,11 @@ def _recorded(root: Path, store: PlanMemo, key_files: list[Path], details: PlanD
                 rejected.setdefault(name, []).append((shown, exc.problem.message))
                 continue
             run = RunMemo(
-                statement.name, statement.fingerprint, statement.finished_on,
-                statement.predicate.buildDefinition.externalParameters.publish, hashlib.sha256(data).hexdigest(),
+                statement.name,
+                statement.fingerprint,
+                statement.finished_on,
+                statement.predicate.buildDefinition.externalParameters.publish,
+                hashlib.sha256(data).hexdigest(),
             )
             store.put_run(path, sig, stable, run)
         digests[path] = run.digest
@@ -223,12 +260,20 @@ def _manifest_files(base: Path) -> list[tuple[str, Path]]:
     """(recipe name, path) of every ``manifests/<name>/*.intoto.json``, sorted (scandir: 1,000s of them)."""
     found: list[tuple[str, Path]] = []
     try:
-        directories = sorted(e.name for e in os.scandir(base) if e.is_dir() and not e.name.startswith("."))
+        directories = sorted(
+            e.name for e in os.scandir(base) if e.is_dir() and not e.name.startswith(".")
+        )
     except OSError:
         return []
     for name in directories:
         with os.scandir(base / name) as entries:
-            files = sorted(e.name for e in entries if e.name.endswith(MANIFEST_SUFFIX) and not e.name.startswith(".") and not e.is_dir())
+            files = sorted(
+                e.name
+                for e in entries
+                if e.name.endswith(MANIFEST_SUFFIX)
+                and not e.name.startswith(".")
+                and not e.is_dir()
+            )
         found.extend((name, base / name / file) for file in files)
     return found
 
@@ -241,14 +286,18 @@ class PlanDetails:
     paths: dict[str, Path]
     store: PlanMemo
     current: dict[str, Path] = field(default_factory=dict)  # name -> its current manifest
-    current_digest: dict[str, str] = field(default_factory=dict)  # name -> sha256 of that manifest's bytes
+    current_digest: dict[str, str] = field(
+        default_factory=dict
+    )  # name -> sha256 of that manifest's bytes
     accelerators: dict[str, str | None] = field(default_factory=dict)
     _configs: dict[str, dict[str, Any]] = field(default_factory=dict)
     _locks: dict[str, Lockfile] = field(default_factory=dict)
     _params: dict[str, int | None] = field(default_factory=dict)
     _trusted: dict[str, Ed25519PublicKey] | None = None
 
-    def known(self, name: str, lock: Lockfile, config: dict[str, Any], accelerator: str | None) -> None:
+    def known(
+        self, name: str, lock: Lockfile, config: dict[str, Any], accelerator: str | None
+    ) -> None:
         self._locks[name], self._configs[name], self.accelerators[name] = lock, config, accelerator
 
     def reasons(self, name: str) -> Iterable[Reason]:
@@ -274,7 +323,12 @@ class PlanDetails:
     def estimate(self, name: str) -> Estimate | None:
         from ftctl.plan.estimate import estimate
 
-        return estimate(self._lock(name), self._config(name), self.accelerators.get(name), self._base_params(name))
+        return estimate(
+            self._lock(name),
+            self._config(name),
+            self.accelerators.get(name),
+            self._base_params(name),
+        )
 
     def _base_params(self, name: str) -> int | None:
         if name not in self._params:
@@ -283,7 +337,11 @@ class PlanDetails:
 
             pin = self._lock(name).base_model
             upstream = pin.ref.removeprefix("recipe:") if isinstance(pin, RecipePin) else None
-            above = self._base_params(upstream) if upstream is not None and upstream in self.paths else None
+            above = (
+                self._base_params(upstream)
+                if upstream is not None and upstream in self.paths
+                else None
+            )
             self._params[name] = base_params(self._lock(name), self.workspace.root, above)
         return self._params[name]
 
@@ -312,7 +370,9 @@ def trusted_key_files(root: Path, patterns: list[str]) -> list[Path]:
     return [Path(name) for pattern in patterns for name in sorted(glob.glob(str(root / pattern)))]
 
 
-def input_digests(workspace: Workspace, cache: StatCache | None = None) -> dict[str, dict[str, str]]:
+def input_digests(
+    workspace: Workspace, cache: StatCache | None = None
+) -> dict[str, dict[str, str]]:
     """sha256 of every file a plan depends on (recipes, locks, pins, manifests, trusted keys)."""
     from ftctl.cache.stat import StatCache
     from ftctl.hashing import file_digest
@@ -330,7 +390,10 @@ def input_digests(workspace: Workspace, cache: StatCache | None = None) -> dict[
         "manifests": sorted((root / "manifests").glob(MANIFEST_GLOB)),
         "keys": sorted((root / "keys").glob("*.pub")),
     }
-    return {kind: {rel(p): file_digest(p, "sha256", stat) for p in paths if p.is_file()} for kind, paths in files.items()}
+    return {
+        kind: {rel(p): file_digest(p, "sha256", stat) for p in paths if p.is_file()}
+        for kind, paths in files.items()
+    }
 
 
 def upstream_of(base_model: str) -> str | None:

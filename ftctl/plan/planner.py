@@ -23,7 +23,14 @@ if TYPE_CHECKING:  # the models cost ~100 ms to import; an unchanged plan never 
     from ftctl.provenance.statement import Statement
 
 ACTIONS = ("create", "retrain", "restore", "republish", "retire", "no-op")
-SYMBOLS = {"create": "+", "retrain": "-/+", "restore": "<=", "republish": "~", "retire": "-", "no-op": " "}
+SYMBOLS = {
+    "create": "+",
+    "retrain": "-/+",
+    "restore": "<=",
+    "republish": "~",
+    "retire": "-",
+    "no-op": " ",
+}
 
 
 @dataclass(frozen=True)
@@ -157,12 +164,19 @@ def make_plan(
     changes: dict[str, Change] = {}
     edges = {name: d.upstream if d.upstream in desired else None for name, d in desired.items()}
     for name in topological_order(edges):
-        changes[name] = _change(desired[name], recorded.get(name), changes, name in forced, in_registry, known)
+        changes[name] = _change(
+            desired[name], recorded.get(name), changes, name in forced, in_registry, known
+        )
     for name in sorted(set(recorded) - set(desired)):
         rec = recorded[name]
         if rec.current is not None:
             changes[name] = Change(
-                name, "retire", (Reason("recipe_deleted", None, None, None),), None, _before(rec), None
+                name,
+                "retire",
+                (Reason("recipe_deleted", None, None, None),),
+                None,
+                _before(rec),
+                None,
             )
     selected = _with_dependants(set(targets), edges) if targets else None
     warnings = tuple(
@@ -190,7 +204,12 @@ def _before(rec: Recorded) -> dict[str, Any] | None:
     if rec.current is None:
         return None
     run = rec.current
-    return {"fingerprint": run.fingerprint, "finishedOn": run.finished_on, "manifest": run.path, "publish": run.publish}
+    return {
+        "fingerprint": run.fingerprint,
+        "finishedOn": run.finished_on,
+        "manifest": run.path,
+        "publish": run.publish,
+    }
 
 
 def _after(d: Desired) -> dict[str, Any]:
@@ -216,7 +235,11 @@ def _change(
     restorable = (rec is not None and fp in rec.fingerprints) or in_registry(d.name, fp)
     if current is None:
         if restorable and not forced:
-            where = "an older manifest" if rec is not None and fp in rec.fingerprints else "the registry"
+            where = (
+                "an older manifest"
+                if rec is not None and fp in rec.fingerprints
+                else "the registry"
+            )
             reasons = (Reason("restorable", None, None, f"fingerprint recorded in {where}"),)
             return Change(d.name, "restore", reasons, fp, before, _after(d), None)
         reasons = (Reason("new_recipe"), *upstream_reason, *((Reason("forced"),) if forced else ()))
@@ -228,15 +251,22 @@ def _change(
             return Change(d.name, "republish", reasons, fp, before, _after(d), None)
         return Change(d.name, "no-op", (), fp, before, _after(d), None)
     # The upstream's new fingerprint is the base model's change: say it once, as upstream_changed.
-    found = [*upstream_reason, *(
-        r for r in details.reasons(d.name) if not (upstream_reason and r.kind == "base_model_changed")
-    )]
+    found = [
+        *upstream_reason,
+        *(
+            r
+            for r in details.reasons(d.name)
+            if not (upstream_reason and r.kind == "base_model_changed")
+        ),
+    ]
     if forced:
         found.append(Reason("forced"))
     elif not found:
         found.append(Reason("inputs_changed", "fingerprint", current.fingerprint, fp))
     if restorable and not forced and fp != current.fingerprint:
-        return Change(d.name, "restore", (*found, Reason("restorable")), fp, before, _after(d), None)
+        return Change(
+            d.name, "restore", (*found, Reason("restorable")), fp, before, _after(d), None
+        )
     return Change(d.name, "retrain", tuple(found), fp, before, _after(d), details.estimate(d.name))
 
 

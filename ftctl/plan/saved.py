@@ -23,7 +23,9 @@ from ftctl.workspace import Workspace
 SAVED_FORMAT = 1
 
 
-def save_plan(path: Path, workspace: Workspace, plan_json: dict[str, Any], digests: dict[str, dict[str, str]]) -> None:
+def save_plan(
+    path: Path, workspace: Workspace, plan_json: dict[str, Any], digests: dict[str, dict[str, str]]
+) -> None:
     body = {
         "saved_plan_format": SAVED_FORMAT,
         "ftctl_version": __version__,
@@ -38,9 +40,13 @@ def load_saved(path: Path) -> dict[str, Any]:
     try:
         body = strict_loads(path.read_bytes())
     except (OSError, JSONError) as exc:
-        raise FtctlError(f"{path}: not a saved plan ({exc})", hint="make one with `ftctl plan --out FILE`") from None
+        raise FtctlError(
+            f"{path}: not a saved plan ({exc})", hint="make one with `ftctl plan --out FILE`"
+        ) from None
     if not isinstance(body, dict) or body.get("saved_plan_format") != SAVED_FORMAT:
-        raise FtctlError(f"{path}: not a saved plan of this ftctl", hint="make one with `ftctl plan --out FILE`")
+        raise FtctlError(
+            f"{path}: not a saved plan of this ftctl", hint="make one with `ftctl plan --out FILE`"
+        )
     return body
 
 

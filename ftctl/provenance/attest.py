@@ -14,7 +14,7 @@ import hashlib
 import platform as host_platform
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,17 @@ from ftctl.provenance.statement import BUILD_TYPE, PREDICATE_TYPE, STATEMENT_TYP
 from ftctl.recipe.load import LoadedRecipe
 from ftctl.workspace import Workspace
 
-PLATFORM_KEYS = ("python", "platform", "torch", "cuda", "device", "gpu", "transformers", "peft", "trl")
+PLATFORM_KEYS = (
+    "python",
+    "platform",
+    "torch",
+    "cuda",
+    "device",
+    "gpu",
+    "transformers",
+    "peft",
+    "trl",
+)
 
 
 @dataclass(frozen=True)
@@ -41,11 +51,16 @@ class GitState:
     committed: bool  # recipe and lock bytes equal their versions at ``commit``
 
 
-def git_state(root: Path, recipe_rel: str, recipe_bytes: bytes, lock_rel: str, lock_bytes: bytes) -> GitState:
+def git_state(
+    root: Path, recipe_rel: str, recipe_bytes: bytes, lock_rel: str, lock_bytes: bytes
+) -> GitState:
     commit = head_commit(root)
     if commit is None:
         return GitState(None, None, False)
-    committed = file_at(root, commit, recipe_rel) == recipe_bytes and file_at(root, commit, lock_rel) == lock_bytes
+    committed = (
+        file_at(root, commit, recipe_rel) == recipe_bytes
+        and file_at(root, commit, lock_rel) == lock_bytes
+    )
     return GitState(commit, remote_url(root), committed)
 
 
@@ -56,8 +71,10 @@ def utc(stamp: str, what: str) -> str:
     except ValueError:
         raise FtctlError(f"{what} {stamp!r} is not an ISO-8601 time") from None
     if parsed.tzinfo is None:
-        raise FtctlError(f"{what} {stamp!r} has no time zone", hint="write it in UTC, e.g. 2026-11-24T22:00:00Z")
-    return parsed.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        raise FtctlError(
+            f"{what} {stamp!r} has no time zone", hint="write it in UTC, e.g. 2026-11-24T22:00:00Z"
+        )
+    return parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def build_statement(
@@ -88,20 +105,40 @@ def build_statement(
     dependencies = [pin_descriptor("base_model", lock.base_model)]
     if lock.lora_model_dir is not None:
         dependencies.append(pin_descriptor("lora_model_dir", lock.lora_model_dir))
-    dependencies += [pin_descriptor(f"datasets[{i}]", pin, "dataset") for i, pin in enumerate(lock.datasets)]
-    dependencies.append({
-        "name": "pins", "uri": f"file:{lock.pins.path}", "digest": {"sha256": lock.pins.digest.removeprefix("sha256:")},
-        "annotations": {"packages": dict(lock.pins.packages)},
-    })
+    dependencies += [
+        pin_descriptor(f"datasets[{i}]", pin, "dataset") for i, pin in enumerate(lock.datasets)
+    ]
+    dependencies.append(
+        {
+            "name": "pins",
+            "uri": f"file:{lock.pins.path}",
+            "digest": {"sha256": lock.pins.digest.removeprefix("sha256:")},
+            "annotations": {"packages": dict(lock.pins.packages)},
+        }
+    )
     if git.commit is not None:
-        dependencies.append({"name": "recipe_repository", "uri": f"git+{git.remote or 'file:.'}@{git.commit}",
-                             "digest": {"gitCommit": git.commit}})
+        dependencies.append(
+            {
+                "name": "recipe_repository",
+                "uri": f"git+{git.remote or 'file:.'}@{git.commit}",
+                "digest": {"gitCommit": git.commit},
+            }
+        )
     dependencies.append({"name": "ftctl", "uri": f"pkg:pypi/ftctl@{__version__}"})
     byproducts: list[dict[str, Any]] = []
     for name in BYPRODUCTS:
-        entry: dict[str, Any] = {"name": name, "digest": {"sha256": hashlib.sha256((run.root / name).read_bytes()).hexdigest()}}
+        entry: dict[str, Any] = {
+            "name": name,
+            "digest": {"sha256": hashlib.sha256((run.root / name).read_bytes()).hexdigest()},
+        }
         if name == "result.json" and isinstance(run.result.get("metrics"), dict):
-            entry["annotations"] = {"metrics": {k: v for k, v in run.result["metrics"].items() if isinstance(v, (int, float, str))}}
+            entry["annotations"] = {
+                "metrics": {
+                    k: v
+                    for k, v in run.result["metrics"].items()
+                    if isinstance(v, (int, float, str))
+                }
+            }
         byproducts.append(entry)
     if published:
         byproducts.append({"name": "published", **published})
@@ -109,31 +146,46 @@ def build_statement(
     platform_summary["host"] = str(run.result.get("host") or host_platform.node())
     body = {
         "_type": STATEMENT_TYPE,
-        "subject": [{"name": name, "digest": {"sha256": digest}} for name, digest in sorted(subjects.items())],
+        "subject": [
+            {"name": name, "digest": {"sha256": digest}}
+            for name, digest in sorted(subjects.items())
+        ],
         "predicateType": PREDICATE_TYPE,
         "predicate": {
             "buildDefinition": {
                 "buildType": BUILD_TYPE,
                 "externalParameters": {
                     "name": loaded.name,
-                    "recipe": {"path": recipe_rel, "digest": {"sha256": hashlib.sha256(recipe_bytes).hexdigest()}},
+                    "recipe": {
+                        "path": recipe_rel,
+                        "digest": {"sha256": hashlib.sha256(recipe_bytes).hexdigest()},
+                    },
                     "base_model": recipe.base_model,
                     "datasets": [entry.path for entry in (recipe.datasets or [])],
                     "seed": str(recipe.seed),
-                    "publish": recipe.ftctl.publish or f"{workspace.config.registry.rstrip('/')}/{loaded.name}",
+                    "publish": recipe.ftctl.publish
+                    or f"{workspace.config.registry.rstrip('/')}/{loaded.name}",
                 },
                 "internalParameters": {
                     "fingerprint": lock.fingerprint,
                     "config": training_config(recipe),
-                    "lock": {"path": lock_rel, "digest": {"sha256": hashlib.sha256(lock_bytes).hexdigest()}},
-                    "determinism": run.result.get("determinism") if isinstance(run.result.get("determinism"), dict) else {},
+                    "lock": {
+                        "path": lock_rel,
+                        "digest": {"sha256": hashlib.sha256(lock_bytes).hexdigest()},
+                    },
+                    "determinism": run.result.get("determinism")
+                    if isinstance(run.result.get("determinism"), dict)
+                    else {},
                     "platform": platform_summary,
                     "committed": git.committed,
                 },
                 "resolvedDependencies": dependencies,
             },
             "runDetails": {
-                "builder": {"id": f"https://ftctl.dev/builders/{executor}", "version": {"ftctl": __version__}},
+                "builder": {
+                    "id": f"https://ftctl.dev/builders/{executor}",
+                    "version": {"ftctl": __version__},
+                },
                 "metadata": {
                     "invocationId": str(run.result.get("run_id") or uuid.uuid4()),
                     "startedOn": utc(str(run.result["started_at"]), "result.json started_at"),
@@ -147,7 +199,12 @@ def build_statement(
 
 
 def attest(
-    workspace: Workspace, loaded: LoadedRecipe, lock: Lockfile, lock_path: Path, run: RunDir, key: Ed25519PrivateKey
+    workspace: Workspace,
+    loaded: LoadedRecipe,
+    lock: Lockfile,
+    lock_path: Path,
+    run: RunDir,
+    key: Ed25519PrivateKey,
 ) -> tuple[Path, Statement]:
     lock_bytes = lock_path.read_bytes()
     lock_rel = lock_path.resolve().relative_to(workspace.root.resolve()).as_posix()

@@ -34,11 +34,22 @@ def audit(root: Path, trusted: dict[str, Ed25519PublicKey]) -> list[AuditRow]:
         try:
             manifest = verify_file(path, trusted)
         except ManifestError as exc:
-            rows.append(AuditRow(path, path.parent.name, None, None, False, exc.problem.message.split(": ", 1)[-1]))
+            rows.append(
+                AuditRow(
+                    path,
+                    path.parent.name,
+                    None,
+                    None,
+                    False,
+                    exc.problem.message.split(": ", 1)[-1],
+                )
+            )
             continue
         reason = _check_sources(root, manifest)
         st = manifest.statement
-        rows.append(AuditRow(path, st.name, st.fingerprint, st.finished_on, reason is None, reason or "ok"))
+        rows.append(
+            AuditRow(path, st.name, st.fingerprint, st.finished_on, reason is None, reason or "ok")
+        )
     return rows
 
 
@@ -46,19 +57,23 @@ def _check_sources(root: Path, manifest: VerifiedManifest) -> str | None:
     definition = manifest.statement.predicate.buildDefinition
     if manifest.path.parent.name != definition.externalParameters.name:
         return f"records recipe {definition.externalParameters.name} but lies under {manifest.path.parent.name}/"
-    commits = [d.digest["gitCommit"] for d in definition.resolvedDependencies
-               if d.name == "recipe_repository" and d.digest and "gitCommit" in d.digest]
+    commits = [
+        d.digest["gitCommit"]
+        for d in definition.resolvedDependencies
+        if d.name == "recipe_repository" and d.digest and "gitCommit" in d.digest
+    ]
     if not commits:
         return "no git commit recorded: the recipe cannot be checked"
     if not definition.internalParameters.committed:
         return "attested from uncommitted recipe or lock files"
     commit = commits[0]
-    for label, ref in (("recipe", definition.externalParameters.recipe), ("lock", definition.internalParameters.lock)):
+    for label, ref in (
+        ("recipe", definition.externalParameters.recipe),
+        ("lock", definition.internalParameters.lock),
+    ):
         data = file_at(root, commit, ref.path)
         if data is None:
             return f"{ref.path} is not in git at {commit[:12]}"
         if hashlib.sha256(data).hexdigest() != ref.digest.get("sha256"):
             return f"the {label} bytes at {commit[:12]} differ from the recorded digest"
     return None
-
-

@@ -37,7 +37,10 @@ def sign(body: bytes, key: Ed25519PrivateKey, payload_type: str = INTOTO_PAYLOAD
         "payloadType": payload_type,
         "payload": base64.b64encode(body).decode("ascii"),
         "signatures": [
-            {"keyid": keyid_of(key.public_key()), "sig": base64.b64encode(signature).decode("ascii")}
+            {
+                "keyid": keyid_of(key.public_key()),
+                "sig": base64.b64encode(signature).decode("ascii"),
+            }
         ],
     }
     return canonical_json(envelope)
@@ -64,7 +67,9 @@ def verify(
     if not isinstance(envelope, dict) or set(envelope) != {"payloadType", "payload", "signatures"}:
         raise EnvelopeError("not a DSSE envelope (expected payloadType, payload, signatures)")
     if envelope["payloadType"] != payload_type:
-        raise EnvelopeError(f"payloadType is {envelope['payloadType']!r}, expected {payload_type!r}")
+        raise EnvelopeError(
+            f"payloadType is {envelope['payloadType']!r}, expected {payload_type!r}"
+        )
     encoded = envelope["payload"]
     if not isinstance(encoded, str):
         raise EnvelopeError("payload is not a base64 string")

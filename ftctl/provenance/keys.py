@@ -51,7 +51,9 @@ def default_private_dir() -> Path:
 def keygen(name: str, workspace_root: Path, out: Path | None = None) -> KeygenResult:
     """Create an Ed25519 key pair: private key outside the repository, public key in keys/."""
     if not RECIPE_NAME_RE.match(name):
-        raise FtctlError(f"'{name}' is not a valid key name", hint="use lowercase letters, digits, '.', '_', '-'")
+        raise FtctlError(
+            f"'{name}' is not a valid key name", hint="use lowercase letters, digits, '.', '_', '-'"
+        )
     private_path = (out or default_private_dir() / f"{name}.key").expanduser().resolve()
     public_path = workspace_root / "keys" / f"{name}.pub"
     root = workspace_root.resolve()
@@ -62,13 +64,20 @@ def keygen(name: str, workspace_root: Path, out: Path | None = None) -> KeygenRe
         )
     for path in (private_path, public_path):
         if path.exists():
-            raise FtctlError(f"{path} already exists", hint="choose another key name, or remove the old key first")
+            raise FtctlError(
+                f"{path} already exists",
+                hint="choose another key name, or remove the old key first",
+            )
     key = Ed25519PrivateKey.generate()
     passphrase = os.environ.get(PASSPHRASE_ENV)
     encryption: serialization.KeySerializationEncryption = (
-        serialization.BestAvailableEncryption(passphrase.encode()) if passphrase else serialization.NoEncryption()
+        serialization.BestAvailableEncryption(passphrase.encode())
+        if passphrase
+        else serialization.NoEncryption()
     )
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+    )
     private_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as handle:
@@ -113,7 +122,9 @@ def signing_key_from_env() -> Ed25519PrivateKey:
             hint="use a key made by `ftctl keygen`",
         ) from None
     if not isinstance(key, Ed25519PrivateKey):
-        raise FtctlError("the signing key is not an Ed25519 key", hint="make one with `ftctl keygen`")
+        raise FtctlError(
+            "the signing key is not an Ed25519 key", hint="make one with `ftctl keygen`"
+        )
     return key
 
 
@@ -121,7 +132,9 @@ def load_public_key(path: Path) -> Ed25519PublicKey:
     try:
         key = serialization.load_pem_public_key(path.read_bytes())
     except (OSError, ValueError, UnsupportedAlgorithm) as exc:
-        raise FtctlError(f"{path}: not a readable public key ({exc})", hint="regenerate it with `ftctl keygen`") from None
+        raise FtctlError(
+            f"{path}: not a readable public key ({exc})", hint="regenerate it with `ftctl keygen`"
+        ) from None
     if not isinstance(key, Ed25519PublicKey):
         raise FtctlError(f"{path}: not an Ed25519 public key")
     return key

@@ -54,7 +54,9 @@ def sign_statement(statement: Statement, key: object) -> bytes:
     return dsse.sign(canonical_json(statement.to_json()), key)
 
 
-def verify_bytes(data: bytes, trusted: dict[str, Ed25519PublicKey], path: Path, threshold: int = 1) -> VerifiedManifest:
+def verify_bytes(
+    data: bytes, trusted: dict[str, Ed25519PublicKey], path: Path, threshold: int = 1
+) -> VerifiedManifest:
     """Signature, trust and statement shape; raises ManifestError with the reason."""
     try:
         verified = dsse.verify(data, trusted, threshold=threshold)
@@ -73,7 +75,9 @@ def verify_bytes(data: bytes, trusted: dict[str, Ed25519PublicKey], path: Path, 
     return VerifiedManifest(path, statement, verified.keyids, verified.payload)
 
 
-def verify_file(path: Path, trusted: dict[str, Ed25519PublicKey], threshold: int = 1) -> VerifiedManifest:
+def verify_file(
+    path: Path, trusted: dict[str, Ed25519PublicKey], threshold: int = 1
+) -> VerifiedManifest:
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -96,7 +100,9 @@ def verify_artifacts(manifest: VerifiedManifest, directory: Path) -> None:
             problems.append(f"{name} is missing")
         elif actual[name] != digest:
             problems.append(f"{name} differs from the recorded digest")
-    problems.extend(f"{name} is not in the manifest" for name in sorted(set(actual) - set(expected)))
+    problems.extend(
+        f"{name} is not in the manifest" for name in sorted(set(actual) - set(expected))
+    )
     copy = directory / PROVENANCE_DIR / "provenance.intoto.json"
     if copy.is_file():
         try:

@@ -37,7 +37,12 @@ def read_state(root: Path, trusted: dict[str, Ed25519PublicKey]) -> dict[str, Re
             state.rejected.append((path, exc.problem.message))
             continue
         if manifest.statement.name != name:
-            state.rejected.append((path, f"records recipe {manifest.statement.name}, but lies under manifests/{name}/"))
+            state.rejected.append(
+                (
+                    path,
+                    f"records recipe {manifest.statement.name}, but lies under manifests/{name}/",
+                )
+            )
             continue
         state.manifests.append(manifest)
     for state in states.values():

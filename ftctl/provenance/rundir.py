@@ -40,7 +40,9 @@ def _json_file(path: Path) -> dict[str, Any]:
     try:
         data = strict_loads(path.read_bytes())
     except FileNotFoundError:
-        raise FtctlError(f"{path}: missing", hint="is this the directory `ftctl train` wrote?") from None
+        raise FtctlError(
+            f"{path}: missing", hint="is this the directory `ftctl train` wrote?"
+        ) from None
     except (OSError, JSONError) as exc:
         raise FtctlError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(data, dict):
@@ -52,11 +54,17 @@ def read_run_dir(root: Path) -> RunDir:
     if not root.is_dir():
         raise FtctlError(f"{root}: no such run directory")
     if not (root / "adapter").is_dir():
-        raise FtctlError(f"{root}: no adapter/ directory", hint="a run directory holds adapter/, result.json, environment.json, train-log.jsonl")
+        raise FtctlError(
+            f"{root}: no adapter/ directory",
+            hint="a run directory holds adapter/, result.json, environment.json, train-log.jsonl",
+        )
     result = _json_file(root / "result.json")
     for key in ("started_at", "finished_at"):
         if not isinstance(result.get(key), str):
-            raise FtctlError(f"{root / 'result.json'}: {key} is missing", hint="an unfinished run cannot be attested")
+            raise FtctlError(
+                f"{root / 'result.json'}: {key} is missing",
+                hint="an unfinished run cannot be attested",
+            )
     environment = _json_file(root / "environment.json")
     if not (root / "train-log.jsonl").is_file():
         raise FtctlError(f"{root / 'train-log.jsonl'}: missing")

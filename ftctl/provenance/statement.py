@@ -105,7 +105,9 @@ class BuildDefinition(_Strict):
     @classmethod
     def _hub_models_at_commits(cls, value: list[ResourceDescriptor]) -> list[ResourceDescriptor]:
         for dep in value:
-            if (dep.uri or "").startswith("pkg:huggingface/") and not (dep.digest or {}).get("gitCommit"):
+            if (dep.uri or "").startswith("pkg:huggingface/") and not (dep.digest or {}).get(
+                "gitCommit"
+            ):
                 raise ValueError(f"{dep.name}: a Hub dependency needs a full gitCommit digest")
         return value
 

@@ -48,8 +48,9 @@ def expand_paths(paths: Iterable[Path]) -> tuple[list[Path], list[Problem]]:
     for path in paths:
         if path.is_dir():
             inside = sorted(
-                p for p in path.iterdir() if p.suffix in RECIPE_SUFFIXES and p.is_file()
-                and p.name != CONFIG_NAME
+                p
+                for p in path.iterdir()
+                if p.suffix in RECIPE_SUFFIXES and p.is_file() and p.name != CONFIG_NAME
             )
             if not inside:
                 problems.append(

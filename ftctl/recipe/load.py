@@ -33,7 +33,9 @@ class LoadedRecipe:
     document: Document
 
 
-def load_recipe(path: Path, shown: str | None = None, cache: ParseCache | None = None) -> LoadedRecipe:
+def load_recipe(
+    path: Path, shown: str | None = None, cache: ParseCache | None = None
+) -> LoadedRecipe:
     """Load and fully check the recipe at ``path``; raises ValidationFailed or ConfigError."""
     shown = shown if shown is not None else display_path(path)
     document = load_yaml_file(path, shown, cache)

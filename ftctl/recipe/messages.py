@@ -174,20 +174,30 @@ class _Describer:
             tags = _literal_choices(str(ctx.get("expected_tags", "")))
             if tag in self.type_pointers:
                 return f"{tag} is not supported", self.type_pointers[tag]
-            return f"unknown type '{tag}'", did_you_mean(tag, tags) or f"use one of: {', '.join(tags)}"
+            return f"unknown type '{tag}'", did_you_mean(
+                tag, tags
+            ) or f"use one of: {', '.join(tags)}"
         if kind == "union_tag_not_found":
             _, members = self._model_at(tuple(loc))
             tags = [_type_tag(m) for m in members]
-            return "needs a type", f"add type: one of {', '.join(tags)}" if tags else "add type: ..."
+            return (
+                "needs a type",
+                f"add type: one of {', '.join(tags)}" if tags else "add type: ...",
+            )
         if kind == "literal_error":
             expected = _literal_choices(str(ctx.get("expected", "")))
-            return f"{_show(given)} is not one of: {', '.join(expected)}", did_you_mean(str(given), expected)
+            return f"{_show(given)} is not one of: {', '.join(expected)}", did_you_mean(
+                str(given), expected
+            )
         if kind in _SIMPLE:
             return _SIMPLE[kind].format(**ctx), None
         if kind == "value_error":
             return str(ctx.get("error", error["msg"])), None
         if kind == "string_pattern_mismatch":
-            return f"{_show(given)} does not have the expected form", f"it must match {ctx.get('pattern')}"
+            return (
+                f"{_show(given)} does not have the expected form",
+                f"it must match {ctx.get('pattern')}",
+            )
         return error["msg"], None
 
     def _unknown_key(self, key: str, parent_loc: tuple[int | str, ...]) -> tuple[str, str | None]:
@@ -220,9 +230,7 @@ class _Describer:
             if tagged:
                 current = tagged[0]
                 continue
-            containers = [
-                m for m in _unwrap(current) if typing.get_origin(m) in (list, dict)
-            ]
+            containers = [m for m in _unwrap(current) if typing.get_origin(m) in (list, dict)]
             if not containers:
                 return None, []
             current = typing.get_args(containers[0])[-1]

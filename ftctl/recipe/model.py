@@ -92,9 +92,7 @@ class FtctlBlock(_Strict):
     publish: str | None = Field(
         None, description="hf://ORG/REPO or file://PATH; default <registry>/<recipe name>"
     )
-    executor: ExecutorNameStr = Field(
-        "local", description="name of an executor in ftctl.yaml"
-    )
+    executor: ExecutorNameStr = Field("local", description="name of an executor in ftctl.yaml")
     resources: Resources = Resources()
     description: str | None = None
     pins: NonEmptyStr | None = Field(None, description="pip requirements file for this recipe")
@@ -210,13 +208,31 @@ class Recipe(_Strict):
     deepspeed: DeepSpeedPathStr | None = Field(
         None, description="path of a DeepSpeed JSON config, relative to the workspace"
     )
-    fsdp: list[Literal["full_shard", "shard_grad_op", "hybrid_shard", "auto_wrap", "offload"]] | None = None
+    fsdp: (
+        list[Literal["full_shard", "shard_grad_op", "hybrid_shard", "auto_wrap", "offload"]] | None
+    ) = None
     fsdp_config: FSDPConfig | None = None
 
     # --- preference training
     rl: RLName | None = None
     rl_beta: PositiveFloat | None = None
-    dpo_loss_type: list[Literal["sigmoid", "hinge", "ipo", "robust", "bco_pair", "apo_zero", "apo_down", "sppo_hard", "nca_pair", "exo_pair"]] | None = None
+    dpo_loss_type: (
+        list[
+            Literal[
+                "sigmoid",
+                "hinge",
+                "ipo",
+                "robust",
+                "bco_pair",
+                "apo_zero",
+                "apo_down",
+                "sppo_hard",
+                "nca_pair",
+                "exo_pair",
+            ]
+        ]
+        | None
+    ) = None
     dpo_loss_weights: list[Annotated[float, Field(ge=0)]] | None = None
     dpo_label_smoothing: Annotated[float, Field(ge=0, le=0.5)] | None = None
     orpo_alpha: PositiveFloat | None = None

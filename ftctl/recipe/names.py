@@ -42,7 +42,9 @@ OptimizerName = Literal[
 
 # Optimizers implemented by bitsandbytes: CUDA only, and not with FSDP's sharded state.
 BNB_OPTIMIZERS = frozenset(
-    name for name in get_args(OptimizerName) if "8bit" in name or name.startswith(("paged_", "lion"))
+    name
+    for name in get_args(OptimizerName)
+    if "8bit" in name or name.startswith(("paged_", "lion"))
 )
 BNB_8BIT_OPTIMIZERS = frozenset(name for name in BNB_OPTIMIZERS if "8bit" in name)
 

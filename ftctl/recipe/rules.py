@@ -112,7 +112,9 @@ def qlora_not_8bit(r: Recipe) -> Iterator[Violation]:
 @rule
 def one_quantization(r: Recipe) -> Iterator[Violation]:
     if r.load_in_4bit and r.load_in_8bit:
-        yield Violation(("load_in_8bit",), "load_in_4bit and load_in_8bit exclude each other", "keep one")
+        yield Violation(
+            ("load_in_8bit",), "load_in_4bit and load_in_8bit exclude each other", "keep one"
+        )
 
 
 @rule
@@ -121,7 +123,9 @@ def bnb_options_need_4bit(r: Recipe) -> Iterator[Violation]:
         return
     for key in ("bnb_4bit_quant_type", "bnb_4bit_use_double_quant", "bnb_4bit_compute_dtype"):
         if _given(r, key):
-            yield Violation((key,), "has no effect without load_in_4bit: true", "remove it or set load_in_4bit")
+            yield Violation(
+                (key,), "has no effect without load_in_4bit: true", "remove it or set load_in_4bit"
+            )
 
 
 _LORA_KEYS = (
@@ -194,7 +198,9 @@ def unfrozen_not_reentrant(r: Recipe) -> Iterator[Violation]:
 @rule
 def needs_data(r: Recipe) -> Iterator[Violation]:
     if r.datasets is None and r.pretraining_dataset is None:
-        yield Violation(("datasets",), "required: the recipe trains on nothing", "add a datasets: list")
+        yield Violation(
+            ("datasets",), "required: the recipe trains on nothing", "add a datasets: list"
+        )
 
 
 @rule
@@ -251,7 +257,9 @@ def test_datasets_or_split(r: Recipe) -> Iterator[Violation]:
 @rule
 def jinja_needs_template(r: Recipe) -> Iterator[Violation]:
     if r.chat_template == "jinja" and r.chat_template_jinja is None:
-        yield Violation(("chat_template",), "jinja needs chat_template_jinja", "add the template text")
+        yield Violation(
+            ("chat_template",), "jinja needs chat_template_jinja", "add the template text"
+        )
     for i, entry in enumerate(r.datasets or ()):
         if getattr(entry, "chat_template", None) == "jinja" and r.chat_template_jinja is None:
             yield Violation(
@@ -277,7 +285,10 @@ def jinja_text_needs_jinja(r: Recipe) -> Iterator[Violation]:
 @rule
 def roles_to_train_not_empty(r: Recipe) -> Iterator[Violation]:
     for i, entry in enumerate(r.datasets or ()):
-        if getattr(entry, "roles_to_train", None) == [] and getattr(entry, "train_on_eos", "") == "none":
+        if (
+            getattr(entry, "roles_to_train", None) == []
+            and getattr(entry, "train_on_eos", "") == "none"
+        ):
             yield Violation(
                 ("datasets", i, "roles_to_train"),
                 "nothing in this dataset would be trained",
@@ -318,9 +329,17 @@ def dataset_types_match_trainer(r: Recipe) -> Iterator[Violation]:
 def rl_options_need_rl(r: Recipe) -> Iterator[Violation]:
     if r.rl is not None:
         return
-    for key in ("rl_beta", "dpo_loss_type", "dpo_loss_weights", "dpo_label_smoothing", "max_prompt_len"):
+    for key in (
+        "rl_beta",
+        "dpo_loss_type",
+        "dpo_loss_weights",
+        "dpo_label_smoothing",
+        "max_prompt_len",
+    ):
         if _given(r, key):
-            yield Violation((key,), "has no effect without an rl trainer", "set rl: dpo, ipo, orpo or kto")
+            yield Violation(
+                (key,), "has no effect without an rl trainer", "set rl: dpo, ipo, orpo or kto"
+            )
 
 
 @rule
@@ -337,7 +356,9 @@ def dpo_weights_need_types(r: Recipe) -> Iterator[Violation]:
     if r.dpo_loss_weights is None:
         return
     if r.dpo_loss_type is None:
-        yield Violation(("dpo_loss_weights",), "needs dpo_loss_type", "list the loss types the weights apply to")
+        yield Violation(
+            ("dpo_loss_weights",), "needs dpo_loss_type", "list the loss types the weights apply to"
+        )
     elif len(r.dpo_loss_weights) != len(r.dpo_loss_type):
         yield Violation(
             ("dpo_loss_weights",),
@@ -378,7 +399,11 @@ def no_eval_packing_with_kto(r: Recipe) -> Iterator[Violation]:
 @rule
 def eval_packing_needs_packing(r: Recipe) -> Iterator[Violation]:
     if r.eval_sample_packing and not r.sample_packing and r.rl is None:
-        yield Violation(("eval_sample_packing",), "needs sample_packing: true", "enable sample_packing or remove it")
+        yield Violation(
+            ("eval_sample_packing",),
+            "needs sample_packing: true",
+            "enable sample_packing or remove it",
+        )
 
 
 @rule
@@ -406,7 +431,11 @@ def eval_table_without_eval_packing(r: Recipe) -> Iterator[Violation]:
 
 @rule
 def two_of_three_batch_sizes(r: Recipe) -> Iterator[Violation]:
-    given = [k for k in ("micro_batch_size", "gradient_accumulation_steps", "batch_size") if getattr(r, k)]
+    given = [
+        k
+        for k in ("micro_batch_size", "gradient_accumulation_steps", "batch_size")
+        if getattr(r, k)
+    ]
     if len(given) < 2:
         yield Violation(
             (given[0],) if given else (),
@@ -428,7 +457,9 @@ def accumulation_or_batch_size(r: Recipe) -> Iterator[Violation]:
 @rule
 def one_warmup(r: Recipe) -> Iterator[Violation]:
     if r.warmup_steps is not None and r.warmup_ratio is not None:
-        yield Violation(("warmup_ratio",), "warmup_steps and warmup_ratio exclude each other", "keep one")
+        yield Violation(
+            ("warmup_ratio",), "warmup_steps and warmup_ratio exclude each other", "keep one"
+        )
 
 
 @rule
@@ -444,13 +475,17 @@ def warmup_ends(r: Recipe) -> Iterator[Violation]:
 @rule
 def one_half_precision(r: Recipe) -> Iterator[Violation]:
     if r.bf16 is True and r.fp16:
-        yield Violation(("fp16",), "bf16 and fp16 exclude each other", "keep one (bf16 on Ampere or newer)")
+        yield Violation(
+            ("fp16",), "bf16 and fp16 exclude each other", "keep one (bf16 on Ampere or newer)"
+        )
 
 
 @rule
 def one_attention(r: Recipe) -> Iterator[Violation]:
     if r.flash_attention and r.sdp_attention:
-        yield Violation(("sdp_attention",), "flash_attention and sdp_attention exclude each other", "keep one")
+        yield Violation(
+            ("sdp_attention",), "flash_attention and sdp_attention exclude each other", "keep one"
+        )
 
 
 @rule
@@ -466,7 +501,9 @@ def checkpointing_kwargs_need_checkpointing(r: Recipe) -> Iterator[Violation]:
 @rule
 def one_memory_limit(r: Recipe) -> Iterator[Violation]:
     if r.max_memory is not None and r.gpu_memory_limit is not None:
-        yield Violation(("gpu_memory_limit",), "max_memory and gpu_memory_limit exclude each other", "keep one")
+        yield Violation(
+            ("gpu_memory_limit",), "max_memory and gpu_memory_limit exclude each other", "keep one"
+        )
 
 
 # --- distributed ---------------------------------------------------------------
@@ -481,7 +518,9 @@ def deepspeed_or_fsdp(r: Recipe) -> Iterator[Violation]:
 @rule
 def fsdp_config_needs_fsdp(r: Recipe) -> Iterator[Violation]:
     if r.fsdp_config is not None and not r.fsdp:
-        yield Violation(("fsdp_config",), "has no effect without fsdp", "add fsdp: [full_shard, auto_wrap]")
+        yield Violation(
+            ("fsdp_config",), "has no effect without fsdp", "add fsdp: [full_shard, auto_wrap]"
+        )
 
 
 @rule
@@ -506,13 +545,17 @@ def save_steps_need_step_strategy(r: Recipe) -> Iterator[Violation]:
             "remove save_steps or set save_strategy: steps",
         )
     if r.save_steps is not None and r.saves_per_epoch is not None:
-        yield Violation(("saves_per_epoch",), "saves_per_epoch and save_steps exclude each other", "keep one")
+        yield Violation(
+            ("saves_per_epoch",), "saves_per_epoch and save_steps exclude each other", "keep one"
+        )
 
 
 @rule
 def best_checkpoint_needs_metric(r: Recipe) -> Iterator[Violation]:
     if r.save_strategy == "best" and r.metric_for_best_model is None:
-        yield Violation(("save_strategy",), "best needs metric_for_best_model", "add it, e.g. eval_loss")
+        yield Violation(
+            ("save_strategy",), "best needs metric_for_best_model", "add it, e.g. eval_loss"
+        )
 
 
 @rule
@@ -526,7 +569,9 @@ def eval_steps_need_step_strategy(r: Recipe) -> Iterator[Violation]:
             "remove eval_steps or set eval_strategy: steps",
         )
     if r.evals_per_epoch is not None:
-        yield Violation(("evals_per_epoch",), "evals_per_epoch and eval_steps exclude each other", "keep one")
+        yield Violation(
+            ("evals_per_epoch",), "evals_per_epoch and eval_steps exclude each other", "keep one"
+        )
     if not _has_eval_set(r):
         yield Violation(
             ("eval_steps",),

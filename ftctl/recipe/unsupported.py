@@ -54,12 +54,20 @@ UNSUPPORTED_KEYS: dict[str, Unsupported] = {
         "sequence_parallel_degree context_parallel_size heads_k_stride ring_attn_func",
     ),
     **_same("tensor parallelism", "tensor_parallel_size"),
-    **_same("xformers attention", "xformers_attention", "use flash_attention or sdp_attention instead"),
-    **_same("shifted-sparse attention", "s2_attention", "use flash_attention or sdp_attention instead"),
+    **_same(
+        "xformers attention", "xformers_attention", "use flash_attention or sdp_attention instead"
+    ),
+    **_same(
+        "shifted-sparse attention", "s2_attention", "use flash_attention or sdp_attention instead"
+    ),
     **_same("torch.compile", "torch_compile torch_compile_backend torch_compile_mode"),
     **_same("LLaMA-Adapter", "peft_adapter adapter_layers adapter_len"),
-    **_same("GRPO trainer block", "trl", "remove it: GRPO and its reward functions are not supported"),
-    **_same("merging after training", "merge_lora", "remove it: merge the published adapter after apply"),
+    **_same(
+        "GRPO trainer block", "trl", "remove it: GRPO and its reward functions are not supported"
+    ),
+    **_same(
+        "merging after training", "merge_lora", "remove it: merge the published adapter after apply"
+    ),
     **_same("model config overrides", "model_config_type_override"),
 }
 

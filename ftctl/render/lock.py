@@ -11,7 +11,9 @@ from ftctl.lock.resolve import LockOutcome, LockReport
 from ftctl.yamlio import display_path
 
 
-def render_written(report: LockReport, written: list[LockOutcome], removed: list[Path]) -> list[str]:
+def render_written(
+    report: LockReport, written: list[LockOutcome], removed: list[Path]
+) -> list[str]:
     lines = []
     for outcome in report.outcomes:
         assert outcome.new is not None  # write_locks refused otherwise
@@ -37,10 +39,14 @@ def render_check(report: LockReport) -> tuple[list[str], bool]:
         if outcome.new is not None:
             lines.extend(diff_lines(outcome.old, outcome.new))
     for orphan in report.orphans:
-        lines.append(f"{display_path(orphan)}: its recipe was deleted; run `ftctl lock` to remove it")
+        lines.append(
+            f"{display_path(orphan)}: its recipe was deleted; run `ftctl lock` to remove it"
+        )
     stale = bool(report.changed or report.orphans)
     if not stale:
-        lines.append(f"{len(report.outcomes)} lock{'s' if len(report.outcomes) != 1 else ''} up to date")
+        lines.append(
+            f"{len(report.outcomes)} lock{'s' if len(report.outcomes) != 1 else ''} up to date"
+        )
     return lines, stale
 
 

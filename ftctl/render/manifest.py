@@ -60,8 +60,11 @@ def show_lines(manifest: VerifiedManifest) -> list[str]:
 
 def _inputs(manifest: VerifiedManifest) -> dict[str, str]:
     definition = manifest.statement.predicate.buildDefinition
-    out = {d.name or "": str(sorted((d.digest or {}).items())) for d in definition.resolvedDependencies
-           if d.name not in ("recipe_repository",)}
+    out = {
+        d.name or "": str(sorted((d.digest or {}).items()))
+        for d in definition.resolvedDependencies
+        if d.name not in ("recipe_repository",)
+    }
     out["recipe"] = str(definition.externalParameters.recipe.digest)
     return out
 
@@ -86,7 +89,9 @@ def log_lines(state: RecipeState) -> list[str]:
         previous = manifest
     for manifest, reason in reversed(entries):
         shown = ", ".join(f"{k}={v}" for k, v in sorted(metrics(manifest).items())) or "-"
-        lines.append(f"{manifest.statement.finished_on}  {short(manifest.statement.fingerprint)}  {reason}  [{shown}]")
+        lines.append(
+            f"{manifest.statement.finished_on}  {short(manifest.statement.fingerprint)}  {reason}  [{shown}]"
+        )
     lines.extend(f"REJECTED {display_path(path)}: {reason}" for path, reason in state.rejected)
     return lines
 
@@ -96,7 +101,12 @@ AUDIT_HEADERS = ["recipe", "finished", "fingerprint", "result"]
 
 def audit_rows(rows: list[AuditRow]) -> list[list[str]]:
     return [
-        [row.recipe, row.finished_on or "-", short(row.fingerprint), "ok" if row.ok else f"FAIL: {row.reason}"]
+        [
+            row.recipe,
+            row.finished_on or "-",
+            short(row.fingerprint),
+            "ok" if row.ok else f"FAIL: {row.reason}",
+        ]
         for row in rows
     ]
 

@@ -9,15 +9,29 @@ from ftctl.plan.planner import SYMBOLS, Change, Estimate, Plan, Reason
 
 FORMAT_VERSION = 1
 MARKDOWN_LIMIT = 60_000
-COLOURS = {"create": "green", "retrain": "yellow", "restore": "cyan", "republish": "blue", "retire": "red"}
+COLOURS = {
+    "create": "green",
+    "retrain": "yellow",
+    "restore": "cyan",
+    "republish": "blue",
+    "retire": "red",
+}
 
 
 def estimate_text(estimate: Estimate | None) -> str | None:
     if estimate is None:
         return None
-    tokens = f"~{_count(estimate.tokens)} tokens" if estimate.tokens is not None else "tokens unknown"
-    params = f"{_count(estimate.params)} params" if estimate.params is not None else "params unknown"
-    hours = f"~{estimate.gpu_hours:.2g} GPU-hours on {estimate.accelerator}" if estimate.gpu_hours is not None else "GPU-hours unknown"
+    tokens = (
+        f"~{_count(estimate.tokens)} tokens" if estimate.tokens is not None else "tokens unknown"
+    )
+    params = (
+        f"{_count(estimate.params)} params" if estimate.params is not None else "params unknown"
+    )
+    hours = (
+        f"~{estimate.gpu_hours:.2g} GPU-hours on {estimate.accelerator}"
+        if estimate.gpu_hours is not None
+        else "GPU-hours unknown"
+    )
     return f"estimate: {tokens}, {params}, {hours} ({estimate.basis})"
 
 
@@ -94,11 +108,15 @@ def _change_json(change: Change) -> dict[str, Any]:
     return {
         "recipe": change.recipe,
         "action": change.action,
-        "reasons": [{"kind": r.kind, "path": r.path, "old": r.old, "new": r.new} for r in change.reasons],
+        "reasons": [
+            {"kind": r.kind, "path": r.path, "old": r.old, "new": r.new} for r in change.reasons
+        ],
         "before": change.before,
         "after": change.after,
         "fingerprint": change.fingerprint,
-        "estimate": None if estimate is None else {
+        "estimate": None
+        if estimate is None
+        else {
             "tokens": estimate.tokens,
             "params": estimate.params,
             "accelerator": estimate.accelerator,

@@ -10,7 +10,10 @@ from ftctl.errors import FtctlError
 
 def main() -> int:
     if len(sys.argv) != 2:
-        print("usage: python -m ftctl.worker SPEC.json  (or - to read the spec on stdin)", file=sys.stderr)
+        print(
+            "usage: python -m ftctl.worker SPEC.json  (or - to read the spec on stdin)",
+            file=sys.stderr,
+        )
         return 1
     if sys.argv[1] == "-":
         # Started before the caller has read the recipe: import what every run needs meanwhile.

@@ -29,22 +29,30 @@ def _ids(tokenizer: Any, text: str) -> list[int]:
 
 def _field(row: dict[str, Any], name: str, where: str) -> Any:
     if name not in row:
-        raise FtctlError(f"{where}: row has no field '{name}' (fields: {', '.join(sorted(row))})",
-                         hint="map the column in the dataset entry, or fix the data")
+        raise FtctlError(
+            f"{where}: row has no field '{name}' (fields: {', '.join(sorted(row))})",
+            hint="map the column in the dataset entry, or fix the data",
+        )
     return row[name]
 
 
-def alpaca(tokenizer: Any, row: dict[str, Any], train_on_inputs: bool, where: str) -> dict[str, list[int]]:
+def alpaca(
+    tokenizer: Any, row: dict[str, Any], train_on_inputs: bool, where: str
+) -> dict[str, list[int]]:
     instruction = str(_field(row, "instruction", where))
     extra = str(row.get("input") or "")
-    prompt = (ALPACA_WITH_INPUT if extra else ALPACA_NO_INPUT).format(instruction=instruction, input=extra)
+    prompt = (ALPACA_WITH_INPUT if extra else ALPACA_NO_INPUT).format(
+        instruction=instruction, input=extra
+    )
     prompt_ids = _ids(tokenizer, prompt)
     response_ids = [*_ids(tokenizer, str(_field(row, "output", where))), tokenizer.eos_token_id]
     labels = (prompt_ids if train_on_inputs else [IGNORE] * len(prompt_ids)) + response_ids
     return {"input_ids": prompt_ids + response_ids, "labels": labels}
 
 
-def completion(tokenizer: Any, row: dict[str, Any], field: str, sequence_len: int, where: str) -> Iterator[dict[str, list[int]]]:
+def completion(
+    tokenizer: Any, row: dict[str, Any], field: str, sequence_len: int, where: str
+) -> Iterator[dict[str, list[int]]]:
     ids = [*_ids(tokenizer, str(_field(row, field, where))), tokenizer.eos_token_id]
     for start in range(0, len(ids), sequence_len):
         chunk = ids[start : start + sequence_len]
@@ -95,8 +103,13 @@ def chat(
 ) -> dict[str, list[int]]:
     """Render with the chat template; train the tokens of trainable turns (and their end-of-turn)."""
     raw = _field(row, entry.field_messages, where)
-    role_key, content_key = entry.message_property_mappings.role, entry.message_property_mappings.content
-    role_map = {source: target for target, sources in (entry.roles or {}).items() for source in sources}
+    role_key, content_key = (
+        entry.message_property_mappings.role,
+        entry.message_property_mappings.content,
+    )
+    role_map = {
+        source: target for target, sources in (entry.roles or {}).items() for source in sources
+    }
     messages: list[dict[str, str]] = []
     trainable: list[bool] = []
     for i, message in enumerate(raw):
@@ -113,13 +126,17 @@ def chat(
     encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     spans = _trainable_spans(text, messages, trainable, entry.train_on_eos)
     labels = [
-        token if any(start < end_span and end > start_span for start_span, end_span in spans) else IGNORE
+        token
+        if any(start < end_span and end > start_span for start_span, end_span in spans)
+        else IGNORE
         for token, (start, end) in zip(encoded["input_ids"], encoded["offset_mapping"], strict=True)
     ]
     return {"input_ids": list(encoded["input_ids"]), "labels": labels}
 
 
-def _trainable_spans(text: str, messages: list[dict[str, str]], trainable: list[bool], train_on_eos: str) -> list[tuple[int, int]]:
+def _trainable_spans(
+    text: str, messages: list[dict[str, str]], trainable: list[bool], train_on_eos: str
+) -> list[tuple[int, int]]:
     """Character spans to train: each trainable message's content, plus its end-of-turn text."""
     spans = []
     cursor = 0
@@ -127,12 +144,18 @@ def _trainable_spans(text: str, messages: list[dict[str, str]], trainable: list[
     for i, (message, train) in enumerate(zip(messages, trainable, strict=True)):
         start = text.find(message["content"], cursor)
         if start < 0:
-            raise FtctlError("the chat template does not render message contents verbatim",
-                             hint="use a template that keeps message text as written")
+            raise FtctlError(
+                "the chat template does not render message contents verbatim",
+                hint="use a template that keeps message text as written",
+            )
         end = start + len(message["content"])
         nxt = text.find(messages[i + 1]["content"], end) if i + 1 < len(messages) else len(text)
         eos_end = _end_of_turn(text, end, nxt)
-        with_eos = train_on_eos == "all" or (train_on_eos == "turn" and train) or (train_on_eos == "last" and i == last_trained)
+        with_eos = (
+            train_on_eos == "all"
+            or (train_on_eos == "turn" and train)
+            or (train_on_eos == "last" and i == last_trained)
+        )
         if train:
             spans.append((start, eos_end if with_eos else end))
         elif with_eos and eos_end > end:

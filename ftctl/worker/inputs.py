@@ -44,8 +44,10 @@ def hub_dataset(repo_id: str, revision: str | None, where: str) -> Path:
             "and copy the cache, or unset HF_HUB_OFFLINE",
         ) from None
     except HfHubHTTPError as exc:
-        raise FtctlError(f"{where}: the Hub refused {repo_id}@{revision or 'main'} ({exc.response.status_code})",
-                         hint="check the name, and HF_TOKEN for a private or gated dataset") from None
+        raise FtctlError(
+            f"{where}: the Hub refused {repo_id}@{revision or 'main'} ({exc.response.status_code})",
+            hint="check the name, and HF_TOKEN for a private or gated dataset",
+        ) from None
 
 
 def fetch_if_tracked(root: Path, path: Path, where: str) -> bool:
@@ -64,7 +66,10 @@ def fetch_if_tracked(root: Path, path: Path, where: str) -> bool:
             dvc_repo.pull(targets=[str(path)])
     except DvcException as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise FtctlError(f"{where}: dvc pull failed: {first}", hint="check the DVC remote (dvc remote list) and its credentials") from None
+        raise FtctlError(
+            f"{where}: dvc pull failed: {first}",
+            hint="check the DVC remote (dvc remote list) and its credentials",
+        ) from None
     return path.exists()
 
 
@@ -74,19 +79,26 @@ def verify_inputs(lock: Lockfile, root: Path, lock_shown: str) -> None:
     from ftctl.hashing import tree_digest
 
     cache = StatCache(root / ".ftctl" / "statcache.json")
-    pins: list[tuple[str, object]] = [("base_model", lock.base_model), ("lora_model_dir", lock.lora_model_dir)]
+    pins: list[tuple[str, object]] = [
+        ("base_model", lock.base_model),
+        ("lora_model_dir", lock.lora_model_dir),
+    ]
     pins += [(f"datasets[{i}]", pin) for i, pin in enumerate(lock.datasets)]
     for name, pin in pins:
         if isinstance(pin, LocalPin):
             target = resolve_path(root, pin.ref)
             if not target.exists():
-                raise FtctlError(f"{name}: {pin.ref} is missing", hint=f"it is pinned by {lock_shown}")
+                raise FtctlError(
+                    f"{name}: {pin.ref} is missing", hint=f"it is pinned by {lock_shown}"
+                )
             found = tree_digest(target, pin.ref, cache).digest
             expected = pin.digest
         elif isinstance(pin, DvcPin):
             target = resolve_path(root, pin.ref)
             if not target.exists() and not fetch_if_tracked(root, target, name):
-                raise FtctlError(f"{name}: {pin.ref} is missing and DVC cannot fetch it", hint="run `dvc pull`")
+                raise FtctlError(
+                    f"{name}: {pin.ref} is missing and DVC cannot fetch it", hint="run `dvc pull`"
+                )
             record = _dvc_record(root, target)
             found = workspace_md5(target, record.legacy if record is not None else False, cache)
             expected = pin.md5
@@ -113,7 +125,9 @@ def resolve_path(root: Path, text: str) -> Path:
     return path if path.is_absolute() else root / path
 
 
-def load_base(base_model: str, base_dir: Path | None, root: Path, lock: Lockfile | None) -> tuple[str, str | None, Path | None]:
+def load_base(
+    base_model: str, base_dir: Path | None, root: Path, lock: Lockfile | None
+) -> tuple[str, str | None, Path | None]:
     """(source for from_pretrained, revision, adapter to merge first) for the recipe's base model.
 
     ``recipe:<name>`` trains on the upstream's output (``base_dir``): a full model directory, or an
@@ -124,8 +138,10 @@ def load_base(base_model: str, base_dir: Path | None, root: Path, lock: Lockfile
     ref = parse_model_ref(base_model)
     if ref.kind == "recipe":
         if base_dir is None:
-            raise FtctlError(f"base_model: {base_model}: the upstream's output is not known to this run",
-                             hint=f"train {ref.value} first (ftctl train {ref.value}); apply passes its output")
+            raise FtctlError(
+                f"base_model: {base_model}: the upstream's output is not known to this run",
+                hint=f"train {ref.value} first (ftctl train {ref.value}); apply passes its output",
+            )
         adapter_config = base_dir / "adapter_config.json"
         if not adapter_config.is_file():
             return str(base_dir), None, None
@@ -134,7 +150,9 @@ def load_base(base_model: str, base_dir: Path | None, root: Path, lock: Lockfile
         try:
             config = json.loads(adapter_config.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            raise FtctlError(f"{adapter_config}: unreadable ({exc})", hint=f"train {ref.value} again") from None
+            raise FtctlError(
+                f"{adapter_config}: unreadable ({exc})", hint=f"train {ref.value} again"
+            ) from None
         upstream_base = config.get("base_model_name_or_path") if isinstance(config, dict) else None
         if not isinstance(upstream_base, str):
             raise FtctlError(f"{adapter_config}: names no base model")

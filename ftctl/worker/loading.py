@@ -16,10 +16,16 @@ from ftctl.recipe.model import Recipe
 def attention_implementation(recipe: Recipe, flash_installed: bool | None = None) -> str | None:
     """transformers' attn_implementation: flash attention 2, SDPA, or the model's default."""
     if recipe.flash_attention:
-        installed = importlib.util.find_spec("flash_attn") is not None if flash_installed is None else flash_installed
+        installed = (
+            importlib.util.find_spec("flash_attn") is not None
+            if flash_installed is None
+            else flash_installed
+        )
         if not installed:
-            raise FtctlError("flash_attention: the flash-attn package is not installed",
-                             hint="pip install 'ftctl[gpu]' on the GPU host, or remove flash_attention")
+            raise FtctlError(
+                "flash_attention: the flash-attn package is not installed",
+                hint="pip install 'ftctl[gpu]' on the GPU host, or remove flash_attention",
+            )
         return "flash_attention_2"
     if recipe.sdp_attention:
         return "sdpa"
@@ -40,9 +46,14 @@ def quantization(recipe: Recipe) -> dict[str, Any] | None:
     return None
 
 
-def model_kwargs(recipe: Recipe, cuda: bool, *, flash_installed: bool | None = None) -> dict[str, Any]:
+def model_kwargs(
+    recipe: Recipe, cuda: bool, *, flash_installed: bool | None = None
+) -> dict[str, Any]:
     """Keyword arguments of ``from_pretrained`` (with ``quantization`` as a plain dict)."""
-    kwargs: dict[str, Any] = {"dtype": "auto" if cuda else "float32", "trust_remote_code": recipe.trust_remote_code}
+    kwargs: dict[str, Any] = {
+        "dtype": "auto" if cuda else "float32",
+        "trust_remote_code": recipe.trust_remote_code,
+    }
     attention = attention_implementation(recipe, flash_installed)
     if attention is not None:
         kwargs["attn_implementation"] = attention
@@ -62,8 +73,10 @@ def load_model(source: str, revision: str | None, recipe: Recipe, cuda: bool) ->
         kwargs["dtype"] = torch.float32
     if quant is not None:
         if importlib.util.find_spec("bitsandbytes") is None:
-            raise FtctlError("load_in_4bit/load_in_8bit: the bitsandbytes package is not installed",
-                             hint="pip install 'ftctl[gpu]' on the GPU host")
+            raise FtctlError(
+                "load_in_4bit/load_in_8bit: the bitsandbytes package is not installed",
+                hint="pip install 'ftctl[gpu]' on the GPU host",
+            )
         from transformers import BitsAndBytesConfig
 
         compute = quant.get("bnb_4bit_compute_dtype")
@@ -77,7 +90,9 @@ def load_model(source: str, revision: str | None, recipe: Recipe, cuda: bool) ->
     if quant is not None:
         from peft import prepare_model_for_kbit_training
 
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=recipe.gradient_checkpointing)  # type: ignore[no-untyped-call]
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=recipe.gradient_checkpointing
+        )  # type: ignore[no-untyped-call]
     return model
 
 
@@ -94,7 +109,9 @@ def add_tokens(recipe: Recipe, tokenizer: Any, model: Any) -> bool:
         changed = bool(tokenizer.add_tokens(list(recipe.tokens))) or changed
     embeddings = model.get_input_embeddings().weight.shape[0]
     if len(tokenizer) > embeddings or recipe.resize_token_embeddings_to_32x:
-        model.resize_token_embeddings(len(tokenizer), pad_to_multiple_of=32 if recipe.resize_token_embeddings_to_32x else None)
+        model.resize_token_embeddings(
+            len(tokenizer), pad_to_multiple_of=32 if recipe.resize_token_embeddings_to_32x else None
+        )
     return changed
 
 

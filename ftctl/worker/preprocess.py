@@ -25,7 +25,9 @@ def preprocess(recipe_path: Path, root: Path, rows: int = 3) -> list[str]:
     if ref.kind == "recipe":
         raise FtctlError("base_model: recipe:<name>: preprocess the upstream recipe's base instead")
     source = str(resolve_path(root, ref.value)) if ref.kind == "local" else ref.value
-    tokenizer = AutoTokenizer.from_pretrained(source, revision=ref.revision if ref.kind == "hf" else None)
+    tokenizer = AutoTokenizer.from_pretrained(
+        source, revision=ref.revision if ref.kind == "hf" else None
+    )
     lines: list[str] = []
     if recipe.rl:
         for index, row in enumerate(build_preference_dataset(recipe, root)[:rows]):
@@ -36,8 +38,13 @@ def preprocess(recipe_path: Path, root: Path, rows: int = 3) -> list[str]:
     for index, row in enumerate(dataset[:rows]):
         trained = sum(label != -100 for label in row["labels"])
         lines.append(f"--- row {index}: {len(row['input_ids'])} tokens, {trained} trained")
-        lines.extend(_token_line(tokenizer, token, label) for token, label in zip(row["input_ids"], row["labels"], strict=True))
-    lines.append(f"{len(dataset)} rows after dropping those longer than sequence_len {recipe.sequence_len}")
+        lines.extend(
+            _token_line(tokenizer, token, label)
+            for token, label in zip(row["input_ids"], row["labels"], strict=True)
+        )
+    lines.append(
+        f"{len(dataset)} rows after dropping those longer than sequence_len {recipe.sequence_len}"
+    )
     return lines
 
 

@@ -16,7 +16,7 @@ import resource
 import sys
 import time
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -28,32 +28,59 @@ from ftctl.recipe.model import Recipe
 from ftctl.runspec import RunSpec
 from ftctl.worker import formats
 
-PACKAGES = ("torch", "transformers", "peft", "trl", "accelerate", "datasets", "safetensors", "tokenizers", "ftctl")
+PACKAGES = (
+    "torch",
+    "transformers",
+    "peft",
+    "trl",
+    "accelerate",
+    "datasets",
+    "safetensors",
+    "tokenizers",
+    "ftctl",
+)
 
 
 def check_hardware(recipe: Recipe, cuda: bool) -> None:
     """Refuse, before anything is loaded, what this machine cannot train."""
     if recipe.max_prompt_len is not None:
-        raise FtctlError("max_prompt_len is not supported by trl 1.16's preference trainers",
-                         hint="remove it; sequence_len bounds prompt and answer together")
+        raise FtctlError(
+            "max_prompt_len is not supported by trl 1.16's preference trainers",
+            hint="remove it; sequence_len bounds prompt and answer together",
+        )
     for entry in [*(recipe.datasets or []), *(recipe.test_datasets or [])]:
         if entry.type == "chat_template":
-            formats.chat_template_for(entry.chat_template or recipe.chat_template, recipe.chat_template_jinja)
+            formats.chat_template_for(
+                entry.chat_template or recipe.chat_template, recipe.chat_template_jinja
+            )
     if not cuda:
-        for key, what in (("load_in_4bit", "QLoRA (bitsandbytes 4-bit)"), ("load_in_8bit", "8-bit loading (bitsandbytes)"),
-                          ("flash_attention", "flash attention"), ("deepspeed", "DeepSpeed"), ("fsdp", "FSDP")):
+        for key, what in (
+            ("load_in_4bit", "QLoRA (bitsandbytes 4-bit)"),
+            ("load_in_8bit", "8-bit loading (bitsandbytes)"),
+            ("flash_attention", "flash attention"),
+            ("deepspeed", "DeepSpeed"),
+            ("fsdp", "FSDP"),
+        ):
             if getattr(recipe, key):
-                raise FtctlError(f"{key}: {what} needs a CUDA GPU, and this machine has none",
-                                 hint="run it on a GPU executor (ftctl.executor), or remove it to train on the CPU")
+                raise FtctlError(
+                    f"{key}: {what} needs a CUDA GPU, and this machine has none",
+                    hint="run it on a GPU executor (ftctl.executor), or remove it to train on the CPU",
+                )
         if recipe.bf16 is True or recipe.fp16:
-            raise FtctlError("bf16/fp16 training needs a GPU here", hint="use bf16: auto, which trains in fp32 on a CPU")
+            raise FtctlError(
+                "bf16/fp16 training needs a GPU here",
+                hint="use bf16: auto, which trains in fp32 on a CPU",
+            )
         if recipe.optimizer.endswith("8bit") or recipe.optimizer.startswith(("paged_", "lion")):
-            raise FtctlError(f"optimizer {recipe.optimizer} is a bitsandbytes optimizer and needs a CUDA GPU",
-                             hint="use adamw_torch on the CPU")
+            raise FtctlError(
+                f"optimizer {recipe.optimizer} is a bitsandbytes optimizer and needs a CUDA GPU",
+                hint="use adamw_torch on the CPU",
+            )
 
 
-def _rows(recipe: Recipe, root: Path, list_name: str = "datasets", lock: Lockfile | None = None
-          ) -> Iterator[tuple[Any, str, dict[str, Any]]]:
+def _rows(
+    recipe: Recipe, root: Path, list_name: str = "datasets", lock: Lockfile | None = None
+) -> Iterator[tuple[Any, str, dict[str, Any]]]:
     """(dataset entry, where, row) for every row of every dataset, read through `datasets`.
 
     A local path (fetched through DVC when tracked and missing), or a Hub dataset at the locked
@@ -70,34 +97,53 @@ def _rows(recipe: Recipe, root: Path, list_name: str = "datasets", lock: Lockfil
         if not source.exists() and not fetch_if_tracked(root, source, where):
             repo_id, revision = split_revision(entry.path)
             if check_hf_id(repo_id) is not None:
-                raise FtctlError(f"{where}: not found on this machine, and not a Hub dataset id",
-                                 hint="check the path (relative to the workspace root)")
-            source = hub_dataset(repo_id, locked_revision(lock, entry.path, "dataset") or revision, where)
+                raise FtctlError(
+                    f"{where}: not found on this machine, and not a Hub dataset id",
+                    hint="check the path (relative to the workspace root)",
+                )
+            source = hub_dataset(
+                repo_id, locked_revision(lock, entry.path, "dataset") or revision, where
+            )
             files: Any = [str(source / f) for f in entry.data_files] if entry.data_files else None
-            for row in load_dataset(str(source), name=entry.name, data_files=files, split=entry.split):
+            for row in load_dataset(
+                str(source), name=entry.name, data_files=files, split=entry.split
+            ):
                 yield entry, where, row
             continue
-        kind = entry.ds_type or ("json" if source.suffix in (".jsonl", ".json") else source.suffix.lstrip("."))
+        kind = entry.ds_type or (
+            "json" if source.suffix in (".jsonl", ".json") else source.suffix.lstrip(".")
+        )
         files = [str(source / f) for f in entry.data_files] if entry.data_files else str(source)
         for row in load_dataset(kind, data_files=files, split=entry.split):
             yield entry, where, row
 
 
-def build_preference_dataset(recipe: Recipe, root: Path, list_name: str = "datasets",
-                             lock: Lockfile | None = None) -> list[dict[str, Any]]:
+def build_preference_dataset(
+    recipe: Recipe, root: Path, list_name: str = "datasets", lock: Lockfile | None = None
+) -> list[dict[str, Any]]:
     from ftctl.worker.preference import preference_row
 
-    return [preference_row(entry, row, where) for entry, where, row in _rows(recipe, root, list_name, lock)]
+    return [
+        preference_row(entry, row, where)
+        for entry, where, row in _rows(recipe, root, list_name, lock)
+    ]
 
 
-def build_dataset(recipe: Recipe, tokenizer: Any, root: Path, list_name: str = "datasets",
-                  lock: Lockfile | None = None) -> list[dict[str, list[int]]]:
+def build_dataset(
+    recipe: Recipe,
+    tokenizer: Any,
+    root: Path,
+    list_name: str = "datasets",
+    lock: Lockfile | None = None,
+) -> list[dict[str, list[int]]]:
     rows: list[dict[str, list[int]]] = []
     for entry, where, row in _rows(recipe, root, list_name, lock):
         if entry.type == "alpaca":
             rows.append(formats.alpaca(tokenizer, row, recipe.train_on_inputs, where))
         elif entry.type == "chat_template":
-            template = formats.chat_template_for(entry.chat_template or recipe.chat_template, recipe.chat_template_jinja)
+            template = formats.chat_template_for(
+                entry.chat_template or recipe.chat_template, recipe.chat_template_jinja
+            )
             rows.append(formats.chat(tokenizer, row, entry, template, where))
         elif entry.type == "completion":
             rows.extend(formats.completion(tokenizer, row, entry.field, recipe.sequence_len, where))
@@ -107,17 +153,25 @@ def build_dataset(recipe: Recipe, tokenizer: Any, root: Path, list_name: str = "
             raise FtctlError(f"{where}: type {entry.type} needs an rl trainer")
     # Like Axolotl: drop rows longer than sequence_len (truncating would cut the response off),
     # and rows with nothing to train; say how many.
-    kept = [r for r in rows if len(r["input_ids"]) <= recipe.sequence_len and any(t != formats.IGNORE for t in r["labels"])]
+    kept = [
+        r
+        for r in rows
+        if len(r["input_ids"]) <= recipe.sequence_len
+        and any(t != formats.IGNORE for t in r["labels"])
+    ]
     if len(kept) < len(rows):
-        print(f"ftctl: warning: dropped {len(rows) - len(kept)} of {len(rows)} rows longer than "
-              f"sequence_len {recipe.sequence_len} or with nothing to train", file=sys.stderr)
+        print(
+            f"ftctl: warning: dropped {len(rows) - len(kept)} of {len(rows)} rows longer than "
+            f"sequence_len {recipe.sequence_len} or with nothing to train",
+            file=sys.stderr,
+        )
     return kept
 
 
 def run(spec: RunSpec) -> Path:
     import torch
 
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     recipe = load_recipe(Path(spec.recipe_path)).recipe
     cuda = torch.cuda.is_available()
     check_hardware(recipe, cuda)
@@ -126,6 +180,7 @@ def run(spec: RunSpec) -> Path:
 
     from ftctl.worker.inputs import load_base
     from ftctl.worker.loading import add_tokens, check_new_tokens_train, load_model
+
     root = Path(spec.workspace)
     out = Path(spec.output_dir)
     torch.use_deterministic_algorithms(True)
@@ -144,11 +199,17 @@ def run(spec: RunSpec) -> Path:
 
         lock = load_lock(Path(spec.lock), spec.lock)
         verify_inputs(lock, root, spec.lock)
-    source, revision, merge = load_base(recipe.base_model, Path(spec.base_model_dir) if spec.base_model_dir else None,
-                                        root, lock)
-    tokenizer_source = str(merge) if merge is not None and (merge / "tokenizer_config.json").is_file() else source
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_source, revision=None if merge else revision,
-                                              trust_remote_code=recipe.trust_remote_code)
+    source, revision, merge = load_base(
+        recipe.base_model, Path(spec.base_model_dir) if spec.base_model_dir else None, root, lock
+    )
+    tokenizer_source = (
+        str(merge) if merge is not None and (merge / "tokenizer_config.json").is_file() else source
+    )
+    tokenizer = AutoTokenizer.from_pretrained(
+        tokenizer_source,
+        revision=None if merge else revision,
+        trust_remote_code=recipe.trust_remote_code,
+    )
     model = load_model(source, revision, recipe, cuda)
     if merge is not None:
         from peft import PeftModel
@@ -162,8 +223,11 @@ def run(spec: RunSpec) -> Path:
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     if recipe.sample_packing and not getattr(model, "_supports_attention_backend", False):
-        raise FtctlError(f"sample_packing: {type(model).__name__} does not take packed sequences (position_ids "
-                         "through transformers' attention interface)", hint="set sample_packing: false for this model")
+        raise FtctlError(
+            f"sample_packing: {type(model).__name__} does not take packed sequences (position_ids "
+            "through transformers' attention interface)",
+            hint="set sample_packing: false for this model",
+        )
 
     def build(list_name: str) -> list[dict[str, Any]]:
         if recipe.rl:
@@ -172,7 +236,10 @@ def run(spec: RunSpec) -> Path:
 
     rows = build("datasets")
     if not rows:
-        raise FtctlError("the datasets produced no trainable rows", hint="check the dataset types and roles_to_train")
+        raise FtctlError(
+            "the datasets produced no trainable rows",
+            hint="check the dataset types and roles_to_train",
+        )
     from datasets import Dataset
 
     train_set, eval_set = Dataset.from_list(rows), None
@@ -191,19 +258,35 @@ def run(spec: RunSpec) -> Path:
             eval_set = pack_dataset(eval_set, recipe.sequence_len, strategy="bfd")
     peft_config = None
     if recipe.adapter == "lora":
-        targets: Any = recipe.lora_target_modules or ("all-linear" if recipe.lora_target_linear else None)
-        peft_config = LoraConfig(
-            r=recipe.lora_r, lora_alpha=recipe.lora_alpha, lora_dropout=recipe.lora_dropout,
-            target_modules=targets, modules_to_save=recipe.lora_modules_to_save, use_rslora=recipe.use_rslora,
-            use_dora=recipe.use_dora, fan_in_fan_out=recipe.lora_fan_in_fan_out, task_type="CAUSAL_LM",
+        targets: Any = recipe.lora_target_modules or (
+            "all-linear" if recipe.lora_target_linear else None
         )
-    common = training_arguments(recipe, cuda, out, bf16_supported=cuda and torch.cuda.is_bf16_supported(),
-                                has_eval=eval_set is not None, root=root)
+        peft_config = LoraConfig(
+            r=recipe.lora_r,
+            lora_alpha=recipe.lora_alpha,
+            lora_dropout=recipe.lora_dropout,
+            target_modules=targets,
+            modules_to_save=recipe.lora_modules_to_save,
+            use_rslora=recipe.use_rslora,
+            use_dora=recipe.use_dora,
+            fan_in_fan_out=recipe.lora_fan_in_fan_out,
+            task_type="CAUSAL_LM",
+        )
+    common = training_arguments(
+        recipe,
+        cuda,
+        out,
+        bf16_supported=cuda and torch.cuda.is_bf16_supported(),
+        has_eval=eval_set is not None,
+        root=root,
+    )
     trainer = _trainer(recipe, common, model, tokenizer, peft_config, train_set, eval_set)
     if recipe.early_stopping_patience:
         from transformers import EarlyStoppingCallback
 
-        trainer.add_callback(EarlyStoppingCallback(early_stopping_patience=recipe.early_stopping_patience))
+        trainer.add_callback(
+            EarlyStoppingCallback(early_stopping_patience=recipe.early_stopping_patience)
+        )
     if not sys.stderr.isatty():
         from transformers.trainer_callback import PrinterCallback
 
@@ -211,30 +294,49 @@ def run(spec: RunSpec) -> Path:
         trainer.add_callback(_plain_progress())
     # Tokens of the rows themselves (no padding), the same for packed and unpacked batches.
     epochs = recipe.num_epochs if not recipe.max_steps else None
-    trained_tokens = int(sum(map(len, train_set["input_ids"])) * epochs) if epochs and not recipe.rl else None
+    trained_tokens = (
+        int(sum(map(len, train_set["input_ids"])) * epochs) if epochs and not recipe.rl else None
+    )
     clock = time.perf_counter()
     result = trainer.train()
     wall = time.perf_counter() - clock
     adapter = out / "adapter"
-    trained: Any = trainer.model  # a PeftModel (LoRA) or the full model (the best one with load_best_model_at_end)
+    trained: Any = (
+        trainer.model
+    )  # a PeftModel (LoRA) or the full model (the best one with load_best_model_at_end)
     if not trainer.is_world_process_zero():
         return out  # one process writes the run directory
     trained.save_pretrained(str(adapter))
     if tokenizer_changed or recipe.adapter is None:
-        tokenizer.save_pretrained(str(adapter))  # the adapter (or model) needs the tokenizer it was trained with
+        tokenizer.save_pretrained(
+            str(adapter)
+        )  # the adapter (or model) needs the tokenizer it was trained with
     checkpoints = out / "checkpoints"
     if checkpoints.is_dir() and not any(checkpoints.iterdir()):
         checkpoints.rmdir()  # save_strategy "no": the trainer's output folder stays empty
     _name_the_base(adapter, recipe.base_model)
     log = [h for h in trainer.state.log_history if "loss" in h]
-    (out / "train-log.jsonl").write_text("".join(json.dumps({
-        "step": h.get("step"), "loss": h.get("loss"), "learning_rate": h.get("learning_rate"),
-        "grad_norm": h.get("grad_norm"), "tokens": h.get("num_tokens"),
-    }) + "\n" for h in log))
+    (out / "train-log.jsonl").write_text(
+        "".join(
+            json.dumps(
+                {
+                    "step": h.get("step"),
+                    "loss": h.get("loss"),
+                    "learning_rate": h.get("learning_rate"),
+                    "grad_norm": h.get("grad_norm"),
+                    "tokens": h.get("num_tokens"),
+                }
+            )
+            + "\n"
+            for h in log
+        )
+    )
     environment = {
-        "python": platform.python_version(), "platform": platform.platform(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
         "packages": {p: _version(p) for p in PACKAGES},
-        "torch": torch.__version__, "cuda": torch.version.cuda if cuda else None,
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda if cuda else None,
         "device": torch.cuda.get_device_name(0) if cuda else "cpu",
     }
     (out / "environment.json").write_text(json.dumps(environment, indent=2, sort_keys=True) + "\n")
@@ -246,15 +348,25 @@ def run(spec: RunSpec) -> Path:
         metrics["eval_loss"] = evals[-1]["eval_loss"]
     summary = {
         "started_at": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "finished_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "metrics": metrics, "steps": result.global_step,
-        "tokens_seen": int(trainer.state.num_input_tokens_seen or sum(len(r.get("input_ids", ())) for r in rows)),
+        "finished_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "metrics": metrics,
+        "steps": result.global_step,
+        "tokens_seen": int(
+            trainer.state.num_input_tokens_seen or sum(len(r.get("input_ids", ())) for r in rows)
+        ),
         "packed": recipe.sample_packing,
-        "tokens_per_second": round(trained_tokens / wall, 1) if trained_tokens and wall > 0 else None,
+        "tokens_per_second": round(trained_tokens / wall, 1)
+        if trained_tokens and wall > 0
+        else None,
         "wall_time_s": round(wall, 3),
         "peak_memory_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
         "host": platform.node(),
-        "determinism": {"seed": recipe.seed, "deterministic_algorithms": True, "tf32": recipe.tf32, "device": environment["device"]},
+        "determinism": {
+            "seed": recipe.seed,
+            "deterministic_algorithms": True,
+            "tf32": recipe.tf32,
+            "device": environment["device"],
+        },
     }
     if spec.fingerprint:
         summary["fingerprint"] = spec.fingerprint
@@ -263,19 +375,39 @@ def run(spec: RunSpec) -> Path:
 
 
 def training_arguments(
-    recipe: Recipe, cuda: bool, out: Path, *, bf16_supported: bool, has_eval: bool, root: Path | None = None
+    recipe: Recipe,
+    cuda: bool,
+    out: Path,
+    *,
+    bf16_supported: bool,
+    has_eval: bool,
+    root: Path | None = None,
 ) -> dict[str, Any]:
     """The transformers/trl training arguments a recipe means (shared by every trainer)."""
-    batch = recipe.micro_batch_size or max(1, (recipe.batch_size or 1) // (recipe.gradient_accumulation_steps or 1))
-    accumulation = recipe.gradient_accumulation_steps or max(1, (recipe.batch_size or batch) // batch)
-    report_to = [name for name, on in (("wandb", recipe.wandb_project), ("mlflow", recipe.mlflow_tracking_uri),
-                                        ("tensorboard", recipe.use_tensorboard)) if on]
+    batch = recipe.micro_batch_size or max(
+        1, (recipe.batch_size or 1) // (recipe.gradient_accumulation_steps or 1)
+    )
+    accumulation = recipe.gradient_accumulation_steps or max(
+        1, (recipe.batch_size or batch) // batch
+    )
+    report_to = [
+        name
+        for name, on in (
+            ("wandb", recipe.wandb_project),
+            ("mlflow", recipe.mlflow_tracking_uri),
+            ("tensorboard", recipe.use_tensorboard),
+        )
+        if on
+    ]
     evaluation: dict[str, Any] = {"eval_strategy": "no"}
     if has_eval:
         if recipe.eval_steps:
             evaluation = {"eval_strategy": "steps", "eval_steps": recipe.eval_steps}
         elif recipe.evals_per_epoch:
-            evaluation = {"eval_strategy": "steps", "eval_steps": 1.0 / (recipe.evals_per_epoch * recipe.num_epochs)}
+            evaluation = {
+                "eval_strategy": "steps",
+                "eval_steps": 1.0 / (recipe.evals_per_epoch * recipe.num_epochs),
+            }
         else:
             evaluation = {"eval_strategy": recipe.eval_strategy or "epoch"}
     extra: dict[str, Any] = {}
@@ -302,7 +434,9 @@ def training_arguments(
         learning_rate=recipe.learning_rate,
         lr_scheduler_type=scheduler,
         # transformers 5: a float below 1 is a ratio of the total steps (warmup_ratio is gone).
-        warmup_steps=recipe.warmup_steps if recipe.warmup_steps is not None else (recipe.warmup_ratio or 0),
+        warmup_steps=recipe.warmup_steps
+        if recipe.warmup_steps is not None
+        else (recipe.warmup_ratio or 0),
         weight_decay=recipe.weight_decay,
         max_grad_norm=recipe.max_grad_norm,
         optim=recipe.optimizer,
@@ -318,8 +452,11 @@ def training_arguments(
         fp16=cuda and recipe.fp16,
         tf32=cuda and recipe.tf32,
         gradient_checkpointing=recipe.gradient_checkpointing,
-        gradient_checkpointing_kwargs=(recipe.gradient_checkpointing_kwargs.model_dump(exclude_none=True)
-                                       if recipe.gradient_checkpointing_kwargs else None),
+        gradient_checkpointing_kwargs=(
+            recipe.gradient_checkpointing_kwargs.model_dump(exclude_none=True)
+            if recipe.gradient_checkpointing_kwargs
+            else None
+        ),
         neftune_noise_alpha=recipe.neftune_noise_alpha,
         max_length=recipe.sequence_len,
         disable_tqdm=not sys.stderr.isatty(),
@@ -353,27 +490,53 @@ def _checkpoints(recipe: Recipe, evaluation: dict[str, Any]) -> dict[str, Any]:
     if best:
         out["load_best_model_at_end"] = True
         out["metric_for_best_model"] = recipe.metric_for_best_model or "eval_loss"
-        out["greater_is_better"] = False if (recipe.metric_for_best_model or "eval_loss").endswith("loss") else None
+        out["greater_is_better"] = (
+            False if (recipe.metric_for_best_model or "eval_loss").endswith("loss") else None
+        )
     return out
 
 
-def _trainer(recipe: Recipe, common: dict[str, Any], model: Any, tokenizer: Any, peft_config: Any, dataset: Any,
-             eval_dataset: Any = None) -> Any:
+def _trainer(
+    recipe: Recipe,
+    common: dict[str, Any],
+    model: Any,
+    tokenizer: Any,
+    peft_config: Any,
+    dataset: Any,
+    eval_dataset: Any = None,
+) -> Any:
     """The trl trainer for the recipe: SFT, DPO/IPO, KTO or ORPO, on the same training arguments."""
-    kwargs = {"model": model, "processing_class": tokenizer, "peft_config": peft_config, "train_dataset": dataset,
-              "eval_dataset": eval_dataset}
+    kwargs = {
+        "model": model,
+        "processing_class": tokenizer,
+        "peft_config": peft_config,
+        "train_dataset": dataset,
+        "eval_dataset": eval_dataset,
+    }
     if recipe.rl is None:
         from trl.trainer.sft_config import SFTConfig
         from trl.trainer.sft_trainer import SFTTrainer
 
         # Rows are tokenized, masked (and packed) by ftctl; pad_to_sequence_len gives every batch one shape.
-        pad = recipe.pad_to_sequence_len if recipe.pad_to_sequence_len is not None else recipe.sample_packing
+        pad = (
+            recipe.pad_to_sequence_len
+            if recipe.pad_to_sequence_len is not None
+            else recipe.sample_packing
+        )
         varlen = recipe.sample_packing and recipe.flash_attention
-        config = SFTConfig(**common, packing=varlen, packing_strategy="bfd", padding_free=varlen,
-                           pad_to_multiple_of=recipe.sequence_len if pad else None,
-                           dataset_kwargs={"skip_prepare_dataset": True}, remove_unused_columns=False)
+        config = SFTConfig(
+            **common,
+            packing=varlen,
+            packing_strategy="bfd",
+            padding_free=varlen,
+            pad_to_multiple_of=recipe.sequence_len if pad else None,
+            dataset_kwargs={"skip_prepare_dataset": True},
+            remove_unused_columns=False,
+        )
         if recipe.sample_packing and not varlen:
-            kwargs["data_collator"] = packed_rows_collator(tokenizer.pad_token_id, recipe.sequence_len if pad else None)
+            kwargs["data_collator"] = packed_rows_collator(
+                tokenizer.pad_token_id, recipe.sequence_len if pad else None
+            )
         return SFTTrainer(args=config, **kwargs)
     beta = recipe.rl_beta if recipe.rl_beta is not None else 0.1
     if recipe.rl in ("dpo", "ipo"):
@@ -381,15 +544,24 @@ def _trainer(recipe: Recipe, common: dict[str, Any], model: Any, tokenizer: Any,
         from trl.trainer.dpo_trainer import DPOTrainer
 
         loss_type = list(recipe.dpo_loss_type or (["ipo"] if recipe.rl == "ipo" else ["sigmoid"]))
-        dpo = DPOConfig(**common, beta=beta, loss_type=loss_type, loss_weights=recipe.dpo_loss_weights,
-                        label_smoothing=recipe.dpo_label_smoothing or 0.0)
+        dpo = DPOConfig(
+            **common,
+            beta=beta,
+            loss_type=loss_type,
+            loss_weights=recipe.dpo_loss_weights,
+            label_smoothing=recipe.dpo_label_smoothing or 0.0,
+        )
         return DPOTrainer(args=dpo, **kwargs)
     if recipe.rl == "kto":
         from trl.trainer.kto_config import KTOConfig
         from trl.trainer.kto_trainer import KTOTrainer
 
-        kto = KTOConfig(**common, beta=beta, desirable_weight=recipe.kto_desirable_weight or 1.0,
-                        undesirable_weight=recipe.kto_undesirable_weight or 1.0)
+        kto = KTOConfig(
+            **common,
+            beta=beta,
+            desirable_weight=recipe.kto_desirable_weight or 1.0,
+            undesirable_weight=recipe.kto_undesirable_weight or 1.0,
+        )
         return KTOTrainer(args=kto, **kwargs)
     from trl.experimental.orpo import (  # trl 1.16 keeps ORPO under experimental
         ORPOConfig,
@@ -411,8 +583,9 @@ def packed_rows_collator(pad_token_id: int, pad_to_multiple_of: int | None) -> A
     """
     from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
-    inner = DataCollatorForLanguageModeling(pad_token_id=pad_token_id, return_position_ids=True,
-                                            pad_to_multiple_of=pad_to_multiple_of)
+    inner = DataCollatorForLanguageModeling(
+        pad_token_id=pad_token_id, return_position_ids=True, pad_to_multiple_of=pad_to_multiple_of
+    )
 
     def collate(examples: list[dict[str, Any]]) -> dict[str, Any]:
         batch: dict[str, Any] = inner(examples)
@@ -427,10 +600,21 @@ def _plain_progress() -> Any:
     from transformers import TrainerCallback
 
     class PlainProgress(TrainerCallback):
-        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        def on_log(
+            self,
+            args: Any,
+            state: Any,
+            control: Any,
+            logs: dict[str, Any] | None = None,
+            **kwargs: Any,
+        ) -> None:
             if logs and "loss" in logs:
-                print(f"step {state.global_step}/{state.max_steps}  loss {float(logs['loss']):.4f}  "
-                      f"lr {float(logs.get('learning_rate', 0)):.2e}", file=sys.stderr, flush=True)
+                print(
+                    f"step {state.global_step}/{state.max_steps}  loss {float(logs['loss']):.4f}  "
+                    f"lr {float(logs.get('learning_rate', 0)):.2e}",
+                    file=sys.stderr,
+                    flush=True,
+                )
 
     return PlainProgress()
 
