@@ -7,7 +7,6 @@ position; any other exception is a bug.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -18,8 +17,8 @@ from ftctl.errors import FtctlError, Problem
 from ftctl.recipe.load import validate_document
 from ftctl.recipe.model import Recipe
 from ftctl.yamlio import decode_text, parse_yaml
+from tests.conftest import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 SEED_TEXT = (REPO / "examples" / "llama3-8b-qlora-alpaca.yaml").read_text(encoding="utf-8")
 SEED = YAML(typ="safe").load(SEED_TEXT)
 FIELDS = sorted(Recipe.model_fields)

@@ -17,7 +17,7 @@ from ftctl.canonical import canonical_json
 from ftctl.provenance import dsse
 from ftctl.provenance.keys import keyid, trusted_keys
 from ftctl.provenance.manifest import ManifestError, verify_artifacts, verify_bytes, verify_file
-from tests.conftest import LOCAL_RECIPE, RunCLI, git, write
+from tests.conftest import LOCAL_RECIPE, REPO, RunCLI, git, write
 
 
 def make_run(root: Path, name: str = "run", weights: str = "weights") -> Path:
@@ -519,7 +519,7 @@ def test_schema_accepts_an_attested_statement(attested: Attested) -> None:
     import jsonschema
 
     schema = json.loads(
-        (Path(__file__).parent.parent / "docs" / "provenance.schema.json").read_text()
+        (REPO / "docs" / "provenance.schema.json").read_text()
     )
     statement = json.loads(base64.b64decode(attested.envelope()["payload"]))  # type: ignore[arg-type]
     jsonschema.Draft202012Validator(schema).validate(statement)
