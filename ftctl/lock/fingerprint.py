@@ -12,14 +12,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from ftctl.canonical import canonical_json, sha256_of
+from ftctl.canonical import sha256_of
+from ftctl.recipe.derived import derive
 from ftctl.recipe.model import Recipe
-
-__all__ = ["canonical_json", "config_digest", "fingerprint", "sha256_of", "training_config"]
 
 SCHEME = 1  # bump when the definition below changes: every fingerprint changes with it
 
-# Fields that cannot change the trained weights (DESIGN section 3).
+# Fields that cannot change the trained weights (docs/fingerprint.md lists them).
 NON_SEMANTIC = frozenset(
     {
         "ftctl",
@@ -41,19 +40,9 @@ NON_SEMANTIC_PREFIXES = ("wandb_", "mlflow_")
 _SELECTS_CHECKPOINTS = ("load_best_model_at_end", "early_stopping_patience")
 
 
-def resolve_derived(config: dict[str, Any]) -> dict[str, Any]:
-    """Fill in the values Axolotl derives from others (docs/recipes.md, "Defaults")."""
-    out = dict(config)
-    if out.get("pad_to_sequence_len") is None:
-        out["pad_to_sequence_len"] = bool(out.get("sample_packing"))
-    if out.get("eval_sample_packing") is None:
-        out["eval_sample_packing"] = bool(out.get("sample_packing"))
-    return out
-
-
 def training_config(recipe: Recipe) -> dict[str, Any]:
     """The recipe as it trains: defaults and derived values filled in, non-semantic fields removed."""
-    config = resolve_derived(recipe.model_dump(mode="json"))
+    config = derive(recipe).model_dump(mode="json")
     keep_cadence = any(config.get(key) for key in _SELECTS_CHECKPOINTS)
     return {
         key: value
@@ -66,11 +55,6 @@ def training_config(recipe: Recipe) -> dict[str, Any]:
             or key.startswith(NON_SEMANTIC_PREFIXES)
         )
     }
-
-
-def config_digest(recipe: Recipe) -> str:
-    """Digest of the training config alone (the lock's ``recipe.digest``)."""
-    return sha256_of(training_config(recipe))
 
 
 def fingerprint(

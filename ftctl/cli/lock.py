@@ -1,0 +1,76 @@
+"""``ftctl lock``: pin every moving input of each recipe."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ftctl.cli.options import importing
+from ftctl.errors import UsageError
+from ftctl.render.terminal import echo
+
+
+@click.command()
+@click.argument("names", nargs=-1)
+@click.option(
+    "--update",
+    is_flag=True,
+    help="Re-resolve moving references (branches, tags) of NAMES, or of all.",
+)
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Write nothing; exit 1 with a diff if any lock is stale or missing.",
+)
+@click.option(
+    "--pins-from-env",
+    is_flag=True,
+    help="First write the pins file from the installed training packages.",
+)
+def lock(names: tuple[str, ...], update: bool, check: bool, pins_from_env: bool) -> None:
+    """Pin every moving input of each recipe in lockfiles/<name>.lock."""
+    if check and (update or pins_from_env):
+        raise UsageError(
+            "--check writes nothing; it cannot be combined with --update or --pins-from-env"
+        )
+    with importing():
+        from ftctl.cache.parse import ParseCache
+        from ftctl.cache.stat import StatCache
+        from ftctl.lock.resolve import compute_locks, load_workspace_recipes, write_locks
+        from ftctl.render.lock import render_check, render_written
+        from ftctl.workspace import discover
+
+    workspace = discover(Path.cwd())
+    if pins_from_env:
+        from ftctl.files import write_atomic
+        from ftctl.lock.pins import pins_from_environment
+
+        write_atomic(workspace.root / workspace.config.pins, pins_from_environment())
+        echo(f"wrote {workspace.config.pins}", stderr=True)
+    parsed = ParseCache(workspace.root / ".ftctl" / "parsed.json")
+    recipes = load_workspace_recipes(workspace, parsed)
+    cache = StatCache(workspace.root / ".ftctl" / "statcache.json")
+    report = compute_locks(
+        workspace,
+        recipes,
+        names,
+        update=(list(names) or True) if update else False,
+        network=not check,
+        cache=cache,
+        parse_cache=parsed,
+    )
+    cache.save()
+    parsed.save()
+    for warning in report.warnings:
+        echo(f"ftctl: warning: {warning}", stderr=True)
+    if check:
+        lines, stale = render_check(report)
+        for line in lines:
+            echo(line)
+        if stale:
+            raise SystemExit(1)
+        return
+    written, removed = write_locks(report)
+    for line in render_written(report, written, removed):
+        echo(line, stderr=True)

@@ -1,0 +1,169 @@
+"""Commands on signed manifests: keygen, attest, verify, show, log, audit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ftctl.cli.options import importing, json_option, workspace_trust
+from ftctl.errors import UsageError
+from ftctl.render.terminal import echo
+
+
+@click.command()
+@click.argument("name")
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), help="Where to write the private key."
+)
+def keygen(name: str, out: Path | None) -> None:
+    """Make an Ed25519 signing key: private key outside the repo, public key in keys/."""
+    from ftctl.provenance.keys import keygen as make_key
+    from ftctl.workspace import discover
+
+    result = make_key(name, discover(Path.cwd()).root, out)
+    echo(result.keyid)
+    echo(f"private key {result.private_path} (mode 0600; keep it out of git)", stderr=True)
+    echo(f"public key  {result.public_path} (commit it: it is what verifiers trust)", stderr=True)
+    echo(f"sign with: export FTCTL_SIGNING_KEY={result.private_path}", stderr=True)
+
+
+@click.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--recipe", "name", required=True, help="The recipe the run trained.")
+def attest(run_dir: Path, name: str) -> None:
+    """Sign the manifest of a finished run directory and write it under manifests/."""
+    with importing():
+        from ftctl.lock.resolve import compute_locks, load_workspace_recipes
+        from ftctl.provenance.attest import attest as build_and_sign
+        from ftctl.provenance.keys import signing_key_from_env
+        from ftctl.provenance.rundir import read_run_dir
+        from ftctl.recipe.messages import did_you_mean
+        from ftctl.workspace import discover
+
+    workspace = discover(Path.cwd())
+    key = signing_key_from_env()
+    run = read_run_dir(run_dir)
+    recipes = load_workspace_recipes(workspace)
+    if name not in recipes:
+        raise UsageError(f"no recipe named '{name}'", hint=did_you_mean(name, sorted(recipes)))
+    outcome = compute_locks(workspace, recipes, [name], network=False).outcomes[-1]
+    if outcome.status != "fresh" or outcome.old is None:
+        raise UsageError(
+            f"{outcome.shown} is {outcome.status}",
+            hint=f"run `ftctl lock {name}` and commit the lock first",
+        )
+    path, statement = build_and_sign(workspace, recipes[name], outcome.old, outcome.path, run, key)
+    echo(str(path.relative_to(workspace.root)))
+    if not statement.predicate.buildDefinition.internalParameters.committed:
+        echo(
+            "ftctl: warning: the recipe or lock is not committed; `ftctl audit` will fail this manifest",
+            stderr=True,
+        )
+
+
+@click.command()
+@click.argument("manifest", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--artifacts",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Check these files against the subjects.",
+)
+@json_option()
+def verify(manifest: Path, artifacts: Path | None, as_json: bool) -> None:
+    """Verify a manifest's signature, trust and shape (and with --artifacts, the files)."""
+    import json
+
+    from ftctl.provenance.manifest import ManifestError, verify_artifacts, verify_file
+    from ftctl.render.manifest import summary
+
+    _, trusted = workspace_trust()
+    try:
+        verified = verify_file(manifest, trusted)
+        if artifacts is not None:
+            verify_artifacts(verified, artifacts)
+    except ManifestError as exc:
+        if as_json:
+            click.echo(
+                json.dumps({"ok": False, "manifest": str(manifest), "reason": exc.problem.message})
+            )
+        else:
+            echo(f"FAILED {exc.problem.message}", stderr=True)
+        raise SystemExit(1) from None
+    info = summary(verified)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {"ok": True, **info, "artifacts": str(artifacts) if artifacts else None},
+                sort_keys=True,
+            )
+        )
+        return
+    checked = f"; {len(info['subjects'])} files in {artifacts} match" if artifacts else ""
+    echo(
+        f"OK {info['manifest']}: recipe {info['recipe']}, fingerprint {info['fingerprint'][7:19]}, "
+        f"signed by {', '.join(k[:12] for k in info['keyids'])}{checked}"
+    )
+
+
+@click.command()
+@click.argument("manifest", type=click.Path(dir_okay=False, path_type=Path))
+def show(manifest: Path) -> None:
+    """Show what a (verified) manifest records."""
+    from ftctl.provenance.manifest import verify_file
+    from ftctl.render.manifest import show_lines
+
+    _, trusted = workspace_trust()
+    for line in show_lines(verify_file(manifest, trusted)):
+        echo(line)
+
+
+@click.command("log")
+@click.argument("name")
+def log_command(name: str) -> None:
+    """A recipe's run history: when, fingerprint, why it was retrained, metrics."""
+    from ftctl.provenance.records import read_state
+    from ftctl.render.manifest import log_lines
+
+    root, trusted = workspace_trust()
+    state = read_state(root, trusted).get(name)
+    if state is None:
+        raise UsageError(f"no manifests for recipe '{name}'", hint="attest or apply a run first")
+    for line in log_lines(state):
+        echo(line)
+
+
+@click.command("audit")
+@json_option("Print the results as JSON.")
+def audit_command(as_json: bool) -> None:
+    """Check every manifest: signature, trust, and the recipe and lock at the recorded commit."""
+    import json
+
+    from ftctl.provenance.audit import audit as run_audit
+    from ftctl.render.manifest import AUDIT_HEADERS, audit_rows, audit_summary
+    from ftctl.render.terminal import table
+
+    root, trusted = workspace_trust()
+    rows = run_audit(root, trusted)
+    if as_json:
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "manifest": str(r.path.relative_to(root)),
+                        "recipe": r.recipe,
+                        "fingerprint": r.fingerprint,
+                        "finishedOn": r.finished_on,
+                        "ok": r.ok,
+                        "reason": r.reason,
+                    }
+                    for r in rows
+                ],
+                indent=2,
+            )
+        )
+    else:
+        table(AUDIT_HEADERS, audit_rows(rows))
+        echo(audit_summary(rows))
+    if any(not r.ok for r in rows):
+        raise SystemExit(1)

@@ -1,0 +1,61 @@
+"""Commands on recipes: validate, schema, init."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ftctl.cli.options import importing, render_problem
+from ftctl.errors import UsageError
+from ftctl.render.terminal import echo
+
+
+@click.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+def validate(paths: tuple[Path, ...]) -> None:
+    """Check recipes (default: every recipe of the workspace) and report every problem."""
+    with importing():
+        from ftctl.recipe.check import check_paths
+
+    report = check_paths(list(paths), Path.cwd())
+    for problem in report.problems:
+        render_problem(problem)
+    if report.problems:
+        count = len(report.problems)
+        echo(
+            f"{count} problem{'s' if count != 1 else ''} in {report.failed_files} of "
+            f"{len(report.checked)} file{'s' if len(report.checked) != 1 else ''}",
+            stderr=True,
+        )
+        raise SystemExit(1)
+    if not report.checked:
+        raise UsageError("no recipes found", hint="add recipes/<name>.yaml or pass paths")
+    n = len(report.recipes)
+    echo(
+        f"{n} recipe{'s' if n != 1 else ''} valid",
+        markup=f"[green]{n} recipe{'s' if n != 1 else ''} valid[/green]",
+    )
+
+
+@click.command()
+@click.argument("kind", type=click.Choice(["recipe", "workspace"]), default="recipe")
+def schema(kind: str) -> None:
+    """Print the JSON Schema of a recipe (or of ftctl.yaml), for editors."""
+    with importing():
+        from ftctl.recipe.schema import json_schema
+
+    click.echo(json_schema(kind))
+
+
+@click.command()
+@click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
+def init(directory: Path | None) -> None:
+    """Scaffold a workspace in DIRECTORY (default: here); existing files are kept."""
+    from ftctl.scaffold import scaffold
+
+    target = directory if directory is not None else Path.cwd()
+    for path, created in scaffold(target):
+        state = "created" if created else "kept   "
+        echo(f"{state} {path}", stderr=True)
+    echo(f"Initialized ftctl workspace in {target}. Next: ftctl validate", stderr=True)
