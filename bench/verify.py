@@ -86,7 +86,7 @@ def bench_manifests(tmp: Path, n: int, runs: int) -> None:
     from ftctl.canonical import canonical_json
     from ftctl.provenance import dsse
     from ftctl.provenance.keys import keyid
-    from ftctl.provenance.records import read_state
+    from ftctl.provenance.records import read_records
 
     key = Ed25519PrivateKey.generate()
     trusted = {keyid(key.public_key()): key.public_key()}
@@ -102,9 +102,9 @@ def bench_manifests(tmp: Path, n: int, runs: int) -> None:
     oracle_key = SSlibKey.from_crypto(key.public_key(), keyid=keyid(key.public_key()))
     for _ in range(runs):
         start = time.perf_counter()
-        state = read_state(tmp, trusted)
+        state = read_records(tmp, lambda: trusted)
         ours.append(time.perf_counter() - start)
-        assert sum(len(s.manifests) for s in state.values()) == n
+        assert sum(len(s.records) for s in state.values()) == n
         start = time.perf_counter()
         for data in envelopes:
             Envelope.from_dict(json.loads(data)).verify([oracle_key], 1)
@@ -113,7 +113,7 @@ def bench_manifests(tmp: Path, n: int, runs: int) -> None:
     print(f"(a) verify {n} manifests (best of {runs})")
     print(f"    securesystemslib, signatures only (baseline)  {base * 1000:8.1f} ms")
     print(
-        f"    ftctl read_state: read, verify, parse, shape  {mine * 1000:8.1f} ms  {base / mine:5.2f}x baseline  "
+        f"    ftctl read_records: read, verify, parse, shape  {mine * 1000:8.1f} ms  {base / mine:5.2f}x baseline  "
         f"target < 1000 ms: {'met' if mine < 1 else 'MISSED'}"
     )
 

@@ -1,7 +1,7 @@
 """Parsed YAML by content digest, so unchanged recipes and locks are not parsed again.
 
-REFERENCE section 2: DVC spent 9-70 s collecting 21k stages, mostly parsing
-YAML; parse each file once and cache by content digest. An entry is the plain
+DVC has been measured spending 9-70 s collecting 21k stages, mostly parsing
+YAML; so each file is parsed once and cached by content digest. An entry is the plain
 data of a document, keyed by sha256 of the file's bytes and valid for this
 ftctl version only. Like the stat cache it is an optimisation: a corrupt file
 is discarded, a miss is silent. Cached documents carry no positions, so a
@@ -11,12 +11,11 @@ loader that finds a problem parses the file again to report file:line:col.
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
 from ftctl import __version__
-from ftctl.files import write_atomic
+from ftctl.cache import base, paths
 
 CACHE_VERSION = 1
 MAX_ENTRIES = 50_000
@@ -28,6 +27,11 @@ class ParseCache:
         self._entries: dict[str, Any] = _load(path) if path is not None else {}
         self._used: set[str] = set()
         self._dirty = False
+
+    @classmethod
+    def of(cls, root: Path) -> ParseCache:
+        """The workspace's parse cache."""
+        return cls(paths.parse_cache(root))
 
     @staticmethod
     def key(raw: bytes) -> str:
@@ -52,24 +56,10 @@ class ParseCache:
         entries = self._entries
         if len(entries) > MAX_ENTRIES:  # forget what this run did not use
             entries = {k: v for k, v in entries.items() if k in self._used}
-        body = {"version": CACHE_VERSION, "ftctl": __version__, "entries": entries}
-        try:
-            write_atomic(self.path, json.dumps(body, separators=(",", ":"), ensure_ascii=False))
-        except OSError:
-            return
-        self._dirty = False
+        if base.save(self.path, CACHE_VERSION, {"entries": entries}, ftctl=__version__):
+            self._dirty = False
 
 
 def _load(path: Path) -> dict[str, Any]:
-    try:
-        body = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    if (
-        not isinstance(body, dict)
-        or body.get("version") != CACHE_VERSION
-        or body.get("ftctl") != __version__
-        or not isinstance(body.get("entries"), dict)
-    ):
-        return {}
-    return dict(body["entries"])
+    entries = base.load(path, CACHE_VERSION, ftctl=__version__).get("entries")
+    return dict(entries) if isinstance(entries, dict) else {}

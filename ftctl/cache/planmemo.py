@@ -28,9 +28,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ftctl import __version__
+from ftctl.cache import base, paths
 from ftctl.canonical import sha256_of
 from ftctl.files import write_atomic
 from ftctl.hashing import IGNORED_DIRS
+from ftctl.provenance.records import Summary
 
 MEMO_VERSION = 1
 RACY_NS = 2_000_000_000
@@ -51,17 +53,6 @@ class RecipeMemo:
     dvc_locks: bool  # the lock consulted the repository's dvc.lock files
 
 
-@dataclass(frozen=True)
-class RunMemo:
-    """A manifest that verified: what plan needs of it."""
-
-    name: str
-    fingerprint: str
-    finished_on: str
-    publish: str | None
-    digest: str  # sha256 of the envelope's bytes
-
-
 class PlanMemo:
     def __init__(self, path: Path | None, root: Path, env: dict[str, Any], keys: str) -> None:
         self.path = path
@@ -77,9 +68,10 @@ class PlanMemo:
         self._new_manifests: dict[str, dict[str, Any]] = {}
         self._reasons: dict[str, list[Any]] = {}
         self._new_reasons: dict[str, list[Any]] = {}
+        self._run_sigs: dict[Path, tuple[Signature, bool]] = {}  # taken before the manifest was read
         self._seen: dict[str, Signature] = {}  # recipes share models, data and pins: stat each once
         self._dirty = False
-        body = _load(path) if path is not None else {}
+        body = base.load(path, MEMO_VERSION)
         if body.get("env") == env:
             self._recipes = _dict(body.get("recipes"))
             locks = body.get("dvc_locks")
@@ -93,6 +85,11 @@ class PlanMemo:
                     if isinstance(reasons, dict)
                     else {}
                 )
+
+    @classmethod
+    def of(cls, root: Path, env: dict[str, Any], keys: str) -> PlanMemo:
+        """The workspace's plan memo."""
+        return cls(paths.plan_memo(root), root, env, keys)
 
     @classmethod
     def disabled(cls, root: Path) -> PlanMemo:
@@ -154,24 +151,27 @@ class PlanMemo:
             return
 
     def _config_path(self, digest: str) -> Path:
-        assert self.path is not None
-        return self.path.parent / "configs" / f"{digest.removeprefix('sha256:')}.json"
+        return paths.configs_dir(self.root) / f"{digest.removeprefix('sha256:')}.json"
 
     # Manifests
 
-    def run(self, path: Path, sig: Signature) -> RunMemo | None:
-        """The memo of a manifest that verified, while its signature (inode, size, mtime) is unchanged."""
+    def recall_run(self, path: Path) -> Summary | None:
+        """The summary of a manifest that verified, while its signature (inode, size, mtime) is unchanged."""
+        sig, stable = signature(path, self.started)
+        self._run_sigs[path] = (sig, stable)
         raw = self._manifests.get(self._shown(path))
         if not isinstance(raw, dict) or sig is None or raw.get("sig") != sig:
             return None
-        run = _typed(RunMemo, {k: v for k, v in raw.items() if k != "sig"}, _RUN_TYPES)
+        run = _typed(Summary, {k: v for k, v in raw.items() if k != "sig"}, _RUN_TYPES)
         if run is not None:
             self._new_manifests[self._shown(path)] = raw
         return run
 
-    def put_run(self, path: Path, sig: Signature, stable: bool, run: RunMemo) -> None:
+    def remember_run(self, path: Path, summary: Summary) -> None:
+        """Keep a verified manifest's summary, unless the file changed too recently to trust its signature."""
+        sig, stable = self._run_sigs.pop(path) if path in self._run_sigs else signature(path, self.started)
         if stable and sig is not None:
-            self._new_manifests[self._shown(path)] = {**asdict(run), "sig": sig}
+            self._new_manifests[self._shown(path)] = {**asdict(summary), "sig": sig}
             self._dirty = True
 
     # Why a recipe retrains: a pure function of the current manifest's bytes and the fresh lock's bytes
@@ -214,7 +214,6 @@ class PlanMemo:
         ):
             return
         body = {
-            "version": MEMO_VERSION,
             "env": self._env,
             "keys": self._keys,
             "dvc_locks": self._dvc_locks,
@@ -222,11 +221,8 @@ class PlanMemo:
             "manifests": self._new_manifests,
             "reasons": self._new_reasons,
         }
-        try:
-            write_atomic(self.path, json.dumps(body, separators=(",", ":"), sort_keys=True))
-        except OSError:
-            return  # a read-only checkout: correctness does not depend on the memo
-        self._dirty = False
+        if base.save(self.path, MEMO_VERSION, body):
+            self._dirty = False
 
     # The dvc.lock files: one set for the whole workspace, checked at most once per plan.
 
@@ -369,14 +365,6 @@ def _typed(kind: type[T], raw: Any, types: dict[str, Any]) -> T | None:
     if not all(isinstance(raw[k], t) for k, t in types.items()):
         return None
     return kind(**raw)
-
-
-def _load(path: Path) -> dict[str, Any]:
-    try:
-        body = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return body if isinstance(body, dict) and body.get("version") == MEMO_VERSION else {}
 
 
 def _dict(value: Any) -> dict[str, dict[str, Any]]:

@@ -7,12 +7,11 @@ Entries live in ``.ftctl/statcache.json`` and are written atomically.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
-from ftctl.files import write_atomic
+from ftctl.cache import base, paths
 
 CACHE_VERSION = 1
 
@@ -28,6 +27,11 @@ class StatCache:
         self.misses = 0
         if path is not None:
             self._entries = _load(path)
+
+    @classmethod
+    def of(cls, root: Path) -> StatCache:
+        """The workspace's stat cache."""
+        return cls(paths.stat_cache(root))
 
     @classmethod
     def disabled(cls) -> StatCache:
@@ -52,12 +56,8 @@ class StatCache:
         """Write the cache if anything changed; a cache that cannot be written is skipped."""
         if self.path is None or not self._dirty:
             return
-        body = {"version": CACHE_VERSION, "entries": self._entries}
-        try:
-            write_atomic(self.path, json.dumps(body, separators=(",", ":")))
-        except OSError:
-            return  # read-only checkout: correctness does not depend on the cache
-        self._dirty = False
+        if base.save(self.path, CACHE_VERSION, {"entries": self._entries}):
+            self._dirty = False
 
 
 def _key(file: Path, algorithm: str) -> str:
@@ -65,13 +65,7 @@ def _key(file: Path, algorithm: str) -> str:
 
 
 def _load(path: Path) -> dict[str, list[Any]]:
-    try:
-        body = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    if not isinstance(body, dict) or body.get("version") != CACHE_VERSION:
-        return {}
-    entries = body.get("entries")
+    entries = base.load(path, CACHE_VERSION).get("entries")
     if not isinstance(entries, dict):
         return {}
     return {

@@ -48,9 +48,9 @@ def lock(names: tuple[str, ...], update: bool, check: bool, pins_from_env: bool)
 
         write_atomic(workspace.root / workspace.config.pins, pins_from_environment())
         echo(f"wrote {workspace.config.pins}", stderr=True)
-    parsed = ParseCache(workspace.root / ".ftctl" / "parsed.json")
+    parsed = ParseCache.of(workspace.root)
     recipes = load_workspace_recipes(workspace, parsed)
-    cache = StatCache(workspace.root / ".ftctl" / "statcache.json")
+    cache = StatCache.of(workspace.root)
     report = compute_locks(
         workspace,
         recipes,

@@ -122,11 +122,11 @@ def show(manifest: Path) -> None:
 @click.argument("name")
 def log_command(name: str) -> None:
     """A recipe's run history: when, fingerprint, why it was retrained, metrics."""
-    from ftctl.provenance.records import read_state
+    from ftctl.provenance.records import read_records
     from ftctl.render.manifest import log_lines
 
     root, trusted = workspace_trust()
-    state = read_state(root, trusted).get(name)
+    state = read_records(root, lambda: trusted).get(name)
     if state is None:
         raise UsageError(f"no manifests for recipe '{name}'", hint="attest or apply a run first")
     for line in log_lines(state):

@@ -78,7 +78,7 @@ def plan(
         from ftctl.cache.stat import StatCache
         from ftctl.plan.inputs import input_digests
 
-        stat = StatCache(workspace.root / ".ftctl" / "statcache.json")
+        stat = StatCache.of(workspace.root)
         save_plan(out, workspace, to_json(result), input_digests(workspace, stat))
         stat.save()
     if as_json:

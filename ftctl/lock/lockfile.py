@@ -111,8 +111,17 @@ class Lockfile(_Strict):
     fingerprint: Sha256
 
 
+LOCKS_DIR = "lockfiles"
+
+
+def locks_dir(root: Path) -> Path:
+    """Where the workspace's locks live."""
+    return root / LOCKS_DIR
+
+
 def lock_path(root: Path, name: str) -> Path:
-    return root / "lockfiles" / f"{name}.lock"
+    """The lock of recipe ``name``."""
+    return locks_dir(root) / f"{name}.lock"
 
 
 def render(lock: Lockfile) -> str:

@@ -33,6 +33,7 @@ from ftctl.lock.lockfile import (
     RecipePin,
     load_lock,
     lock_path,
+    locks_dir,
     render,
 )
 from ftctl.lock.pins import read_pins
@@ -140,7 +141,7 @@ def compute_locks(
     report.warnings.extend(resolver.warnings)
     if not list(names):
         report.orphans = sorted(
-            p for p in (workspace.root / "lockfiles").glob("*.lock") if p.stem not in recipes
+            p for p in locks_dir(workspace.root).glob("*.lock") if p.stem not in recipes
         )
     return report
 

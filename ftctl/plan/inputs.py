@@ -9,18 +9,18 @@ unchanged; everything else is computed as ``ftctl lock --check`` and
 
 from __future__ import annotations
 
-import glob
 import hashlib
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ftctl._dvc import find_repo
-from ftctl.cache.planmemo import PlanMemo, RecipeMemo, RunMemo, environment, keys_digest, signature
+from ftctl.cache.planmemo import PlanMemo, RecipeMemo, environment, keys_digest
 from ftctl.errors import FtctlError
 from ftctl.plan.planner import Desired, Estimate, Reason, Recorded, Run
+from ftctl.provenance.keys import trusted_key_files
+from ftctl.provenance.records import Record, manifest_files, read_records
 from ftctl.recipe.dag import find_cycle
 from ftctl.recipe.refs import parse_model_ref
 from ftctl.workspace import Workspace
@@ -33,8 +33,6 @@ if TYPE_CHECKING:
     from ftctl.lock.lockfile import Lockfile
     from ftctl.recipe.load import LoadedRecipe
 
-MANIFEST_SUFFIX = ".intoto.json"
-MANIFEST_GLOB = f"*/*{MANIFEST_SUFFIX}"
 
 
 @dataclass
@@ -141,8 +139,8 @@ def _compute(
     from ftctl.recipe.check import check_paths
 
     root = workspace.root
-    parsed = ParseCache(root / ".ftctl" / "parsed.json")
-    stat = StatCache(root / ".ftctl" / "statcache.json")
+    parsed = ParseCache.of(root)
+    stat = StatCache.of(root)
     loaded: dict[str, LoadedRecipe] = {}
     pending = set(names)
     while pending:
@@ -199,83 +197,25 @@ def _recorded(
     root: Path, store: PlanMemo, key_files: list[Path], details: PlanDetails
 ) -> dict[str, Recorded]:
     """Every recipe's verified manifests (newest finishedOn is current); the rest rejected with a reason."""
-    trusted: dict[str, Ed25519PublicKey] | None = None
-    runs: dict[str, list[tuple[Run, Path]]] = {}
-    rejected: dict[str, list[tuple[str, str]]] = {}
-    digests: dict[Path, str] = {}
-    base = root / "manifests"
-    shown_base = display_path(base)
-    for name, path in _manifest_files(base):
-        runs.setdefault(name, [])
-        shown = os.path.normpath(os.path.join(shown_base, name, path.name))
-        sig, stable = signature(path, store.started)
-        run = store.run(path, sig)
-        if run is None:
-            try:
-                data = path.read_bytes()
-            except OSError as exc:
-                rejected.setdefault(name, []).append(
-                    (shown, f"{path}: cannot be read ({exc.strerror})")
-                )
-                continue
-            from ftctl.provenance.manifest import ManifestError, verify_bytes
+    from ftctl.provenance.keys import load_trusted
 
-            if trusted is None:
-                from ftctl.provenance.keys import keyid, load_public_key
-
-                trusted = {keyid(k): k for k in map(load_public_key, key_files)}
-            try:
-                statement = verify_bytes(data, trusted, path).statement
-            except ManifestError as exc:
-                rejected.setdefault(name, []).append((shown, exc.problem.message))
-                continue
-            run = RunMemo(
-                statement.name,
-                statement.fingerprint,
-                statement.finished_on,
-                statement.predicate.buildDefinition.externalParameters.publish,
-                hashlib.sha256(data).hexdigest(),
-            )
-            store.put_run(path, sig, stable, run)
-        digests[path] = run.digest
-        if run.name != name:
-            reason = f"records recipe {run.name}, but lies under manifests/{name}/"
-            rejected.setdefault(name, []).append((shown, reason))
-            continue
-        runs[name].append((Run(run.fingerprint, run.finished_on, run.publish, shown), path))
     recorded = {}
-    for name, found in runs.items():
-        found.sort(key=lambda pair: (pair[0].finished_on, pair[1].name))
-        current = found[-1][0] if found else None
-        if found:
-            details.current[name] = found[-1][1]
-            details.current_digest[name] = digests[found[-1][1]]
+    for name, state in read_records(root, lambda: load_trusted(key_files), memo=store).items():
+        current = state.current
+        if current is not None:
+            details.current[name] = current.path
+            details.current_digest[name] = current.summary.digest
         recorded[name] = Recorded(
-            name, current, frozenset(r.fingerprint for r, _ in found), tuple(rejected.get(name, ()))
+            name,
+            _run(current) if current is not None else None,
+            frozenset(r.fingerprint for r in state.records),
+            tuple((r.shown, r.reason) for r in state.rejected),
         )
     return recorded
 
 
-def _manifest_files(base: Path) -> list[tuple[str, Path]]:
-    """(recipe name, path) of every ``manifests/<name>/*.intoto.json``, sorted (scandir: 1,000s of them)."""
-    found: list[tuple[str, Path]] = []
-    try:
-        directories = sorted(
-            e.name for e in os.scandir(base) if e.is_dir() and not e.name.startswith(".")
-        )
-    except OSError:
-        return []
-    for name in directories:
-        with os.scandir(base / name) as entries:
-            files = sorted(
-                e.name
-                for e in entries
-                if e.name.endswith(MANIFEST_SUFFIX)
-                and not e.name.startswith(".")
-                and not e.is_dir()
-            )
-        found.extend((name, base / name / file) for file in files)
-    return found
+def _run(record: Record) -> Run:
+    return Run(record.fingerprint, record.finished_on, record.summary.publish, record.shown)
 
 
 @dataclass
@@ -365,17 +305,13 @@ class PlanDetails:
         return self._locks[name]
 
 
-def trusted_key_files(root: Path, patterns: list[str]) -> list[Path]:
-    """The key files matching the workspace's ``trust`` globs, in the order keys are loaded."""
-    return [Path(name) for pattern in patterns for name in sorted(glob.glob(str(root / pattern)))]
-
-
 def input_digests(
     workspace: Workspace, cache: StatCache | None = None
 ) -> dict[str, dict[str, str]]:
     """sha256 of every file a plan depends on (recipes, locks, pins, manifests, trusted keys)."""
     from ftctl.cache.stat import StatCache
     from ftctl.hashing import file_digest
+    from ftctl.lock.lockfile import locks_dir
 
     root = workspace.root
     stat = cache or StatCache.disabled()
@@ -383,12 +319,13 @@ def input_digests(
     def rel(path: Path) -> str:
         return path.relative_to(root).as_posix()
 
+    locks = locks_dir(root)
     files = {
         "recipes": workspace.recipe_paths(),
-        "locks": sorted((root / "lockfiles").glob("*.lock")),
-        "pins": sorted(p for p in (root / "lockfiles").glob("*.txt")),
-        "manifests": sorted((root / "manifests").glob(MANIFEST_GLOB)),
-        "keys": sorted((root / "keys").glob("*.pub")),
+        "locks": sorted(locks.glob("*.lock")),
+        "pins": sorted({*locks.glob("*.txt"), root / workspace.config.pins}),
+        "manifests": [path for _, path in manifest_files(root)],
+        "keys": trusted_key_files(root, workspace.config.trust),
     }
     return {
         kind: {rel(p): file_digest(p, "sha256", stat) for p in paths if p.is_file()}

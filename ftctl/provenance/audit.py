@@ -15,7 +15,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ftctl._git import file_at
-from ftctl.provenance.manifest import SUFFIX, ManifestError, VerifiedManifest, verify_file
+from ftctl.provenance.manifest import VerifiedManifest
+from ftctl.provenance.records import read_records
 
 
 @dataclass(frozen=True)
@@ -29,34 +30,20 @@ class AuditRow:
 
 
 def audit(root: Path, trusted: dict[str, Ed25519PublicKey]) -> list[AuditRow]:
-    rows = []
-    for path in sorted((root / "manifests").glob(f"*/*{SUFFIX}")):
-        try:
-            manifest = verify_file(path, trusted)
-        except ManifestError as exc:
+    """One row per manifest, in path order: rejected ones with the reason records gives."""
+    rows: list[AuditRow] = []
+    for name, state in read_records(root, lambda: trusted).items():
+        rows.extend(AuditRow(r.path, name, None, None, False, r.reason) for r in state.rejected)
+        for record in state.records:
+            reason = _check_sources(root, record.manifest) if record.manifest is not None else "not verified"
             rows.append(
-                AuditRow(
-                    path,
-                    path.parent.name,
-                    None,
-                    None,
-                    False,
-                    exc.problem.message.split(": ", 1)[-1],
-                )
+                AuditRow(record.path, name, record.fingerprint, record.finished_on, reason is None, reason or "ok")
             )
-            continue
-        reason = _check_sources(root, manifest)
-        st = manifest.statement
-        rows.append(
-            AuditRow(path, st.name, st.fingerprint, st.finished_on, reason is None, reason or "ok")
-        )
-    return rows
+    return sorted(rows, key=lambda row: row.path)
 
 
 def _check_sources(root: Path, manifest: VerifiedManifest) -> str | None:
     definition = manifest.statement.predicate.buildDefinition
-    if manifest.path.parent.name != definition.externalParameters.name:
-        return f"records recipe {definition.externalParameters.name} but lies under {manifest.path.parent.name}/"
     commits = [
         d.digest["gitCommit"]
         for d in definition.resolvedDependencies

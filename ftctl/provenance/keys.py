@@ -140,11 +140,20 @@ def load_public_key(path: Path) -> Ed25519PublicKey:
     return key
 
 
+def trusted_key_files(root: Path, patterns: list[str]) -> list[Path]:
+    """The key files matching the workspace's ``trust`` globs, in the order keys are loaded."""
+    return [Path(name) for pattern in patterns for name in sorted(glob.glob(str(root / pattern)))]
+
+
+def load_trusted(files: list[Path]) -> dict[str, Ed25519PublicKey]:
+    """keyid -> public key for each key file."""
+    keys: dict[str, Ed25519PublicKey] = {}
+    for path in files:
+        key = load_public_key(path)
+        keys[keyid(key)] = key
+    return keys
+
+
 def trusted_keys(root: Path, patterns: list[str]) -> dict[str, Ed25519PublicKey]:
     """keyid -> public key for every key file matching the workspace's ``trust`` globs."""
-    keys: dict[str, Ed25519PublicKey] = {}
-    for pattern in patterns:
-        for name in sorted(glob.glob(str(root / pattern))):
-            key = load_public_key(Path(name))
-            keys[keyid(key)] = key
-    return keys
+    return load_trusted(trusted_key_files(root, patterns))

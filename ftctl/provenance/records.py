@@ -1,50 +1,177 @@
-"""Recorded state: every recipe's verified manifests; the newest by finishedOn is current.
+"""Recorded state: every recipe's manifests, verified; the newest by finishedOn is current.
 
-A manifest that fails verification is reported with its reason and never used
-as state, so a tampered record can at worst cause a retrain, never hide one.
+The one reader of ``manifests/<name>/*.intoto.json`` that plan, log and audit
+share. A manifest that fails verification, or that lies under another
+recipe's folder than the one it records, is rejected with its reason (worded
+the same everywhere) and never used as state, so a tampered record can at
+worst cause a retrain, never hide one. Plan passes its memo, which recalls
+manifests that verified before while their bytes' signature is unchanged.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from ftctl.yamlio import display_path
 
-from ftctl.provenance.manifest import SUFFIX, ManifestError, VerifiedManifest, verify_file
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    from ftctl.provenance.manifest import VerifiedManifest
+
+MANIFEST_SUFFIX = ".intoto.json"
+MANIFESTS_DIR = "manifests"
+
+TrustedKeys = Callable[[], "dict[str, Ed25519PublicKey]"]
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What plan needs of a manifest that verified (all a memo keeps)."""
+
+    name: str
+    fingerprint: str
+    finished_on: str
+    publish: str | None
+    digest: str  # sha256 of the envelope's bytes
+
+
+@dataclass(frozen=True)
+class Record:
+    """A manifest that verified."""
+
+    path: Path
+    shown: str
+    summary: Summary
+    manifest: VerifiedManifest | None = None  # None when recalled from a memo
+
+    @property
+    def fingerprint(self) -> str:
+        return self.summary.fingerprint
+
+    @property
+    def finished_on(self) -> str:
+        return self.summary.finished_on
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A manifest that must not be trusted, and why."""
+
+    path: Path
+    shown: str
+    reason: str
 
 
 @dataclass
-class RecipeState:
+class RecipeRecords:
     name: str
-    manifests: list[VerifiedManifest] = field(default_factory=list)  # oldest first
-    rejected: list[tuple[Path, str]] = field(default_factory=list)
+    records: list[Record] = field(default_factory=list)  # oldest first
+    rejected: list[Rejected] = field(default_factory=list)
 
     @property
-    def current(self) -> VerifiedManifest | None:
-        return self.manifests[-1] if self.manifests else None
+    def current(self) -> Record | None:
+        return self.records[-1] if self.records else None
 
 
-def read_state(root: Path, trusted: dict[str, Ed25519PublicKey]) -> dict[str, RecipeState]:
-    states: dict[str, RecipeState] = {}
-    base = root / "manifests"
-    for path in sorted(base.glob(f"*/*{SUFFIX}")):
-        name = path.parent.name
-        state = states.setdefault(name, RecipeState(name))
+class Memo(Protocol):
+    """Recalls what verifying a manifest gave, while the file is unchanged."""
+
+    def recall_run(self, path: Path) -> Summary | None: ...
+
+    def remember_run(self, path: Path, summary: Summary) -> None: ...
+
+
+def manifest_files(root: Path) -> list[tuple[str, Path]]:
+    """(recipe folder, path) of every ``manifests/<name>/*.intoto.json``, sorted (scandir: 1,000s of them)."""
+    base = root / MANIFESTS_DIR
+    found: list[tuple[str, Path]] = []
+    try:
+        with os.scandir(base) as entries:
+            folders = sorted(e.name for e in entries if e.is_dir() and not e.name.startswith("."))
+    except OSError:
+        return []
+    for name in folders:
         try:
-            manifest = verify_file(path, trusted)
-        except ManifestError as exc:
-            state.rejected.append((path, exc.problem.message))
-            continue
-        if manifest.statement.name != name:
-            state.rejected.append(
-                (
-                    path,
-                    f"records recipe {manifest.statement.name}, but lies under manifests/{name}/",
+            with os.scandir(base / name) as entries:
+                files = sorted(
+                    e.name
+                    for e in entries
+                    if e.name.endswith(MANIFEST_SUFFIX) and not e.name.startswith(".") and not e.is_dir()
                 )
-            )
+        except OSError:
             continue
-        state.manifests.append(manifest)
+        found.extend((name, base / name / file) for file in files)
+    return found
+
+
+def read_records(root: Path, trusted: TrustedKeys, *, memo: Memo | None = None) -> dict[str, RecipeRecords]:
+    """Every recipe folder's records, oldest first by (finishedOn, file name); ``trusted`` loads keys on demand.
+
+    Without a memo every record carries its verified manifest; with one, recalled
+    records carry only their summary.
+    """
+    states: dict[str, RecipeRecords] = {}
+    keys: dict[str, Ed25519PublicKey] | None = None
+    shown_base = display_path(root / MANIFESTS_DIR)
+    for name, path in manifest_files(root):
+        state = states.setdefault(name, RecipeRecords(name))
+        shown = os.path.normpath(os.path.join(shown_base, name, path.name))
+        summary = memo.recall_run(path) if memo is not None else None
+        manifest = None
+        if summary is None:
+            if keys is None:
+                keys = trusted()
+            outcome = _verify(path, keys)
+            if isinstance(outcome, str):
+                state.rejected.append(Rejected(path, shown, outcome))
+                continue
+            manifest, summary = outcome
+            if memo is not None:
+                memo.remember_run(path, summary)
+        if summary.name != name:
+            reason = f"records recipe {summary.name}, but lies under {MANIFESTS_DIR}/{name}/"
+            state.rejected.append(Rejected(path, shown, reason))
+            continue
+        state.records.append(Record(path, shown, summary, manifest))
     for state in states.values():
-        state.manifests.sort(key=lambda m: (m.statement.finished_on, m.path.name))
+        state.records.sort(key=lambda r: (r.finished_on, r.path.name))
     return states
+
+
+def _verify(path: Path, trusted: dict[str, Ed25519PublicKey]) -> tuple[VerifiedManifest, Summary] | str:
+    """The verified manifest and its summary, or why it is rejected."""
+    from ftctl.provenance.manifest import ManifestError, verify_bytes
+
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror})"
+    try:
+        manifest = verify_bytes(data, trusted, path)
+    except ManifestError as exc:
+        return rejection_reason(exc)
+    statement = manifest.statement
+    summary = Summary(
+        statement.name,
+        statement.fingerprint,
+        statement.finished_on,
+        statement.predicate.buildDefinition.externalParameters.publish,
+        hashlib.sha256(data).hexdigest(),
+    )
+    return manifest, summary
+
+
+def rejection_reason(exc: Exception) -> str:
+    """Why a manifest was rejected, without the path the error names."""
+    reason = getattr(exc, "reason", None)
+    if isinstance(reason, str):
+        return reason
+    problem = getattr(exc, "problem", None)
+    message = str(getattr(problem, "message", exc))
+    return message.split(": ", 1)[-1]

@@ -6,7 +6,7 @@ from typing import Any
 
 from ftctl.provenance.audit import AuditRow
 from ftctl.provenance.manifest import VerifiedManifest
-from ftctl.provenance.records import RecipeState
+from ftctl.provenance.records import RecipeRecords
 from ftctl.yamlio import display_path
 
 
@@ -80,11 +80,11 @@ def why(previous: VerifiedManifest | None, current: VerifiedManifest) -> str:
     return "changed: " + ", ".join(sorted(set(changed))) if changed else "changed: trainer"
 
 
-def log_lines(state: RecipeState) -> list[str]:
+def log_lines(state: RecipeRecords) -> list[str]:
     lines = []
     previous = None
     entries = []
-    for manifest in state.manifests:
+    for manifest in (r.manifest for r in state.records if r.manifest is not None):
         entries.append((manifest, why(previous, manifest)))
         previous = manifest
     for manifest, reason in reversed(entries):
@@ -92,7 +92,7 @@ def log_lines(state: RecipeState) -> list[str]:
         lines.append(
             f"{manifest.statement.finished_on}  {short(manifest.statement.fingerprint)}  {reason}  [{shown}]"
         )
-    lines.extend(f"REJECTED {display_path(path)}: {reason}" for path, reason in state.rejected)
+    lines.extend(f"REJECTED {r.shown}: {r.reason}" for r in state.rejected)
     return lines
 
 

@@ -400,13 +400,13 @@ def test_audit_fails_uncommitted_attestation(attested: Attested, run_cli: RunCLI
 
 
 def test_tampered_manifest_is_not_state(attested: Attested, run_cli: RunCLI) -> None:
-    from ftctl.provenance.records import read_state
+    from ftctl.provenance.records import read_records
 
-    good = read_state(attested.root, attested.trusted)["tiny"]  # type: ignore[arg-type]
+    good = read_records(attested.root, lambda: attested.trusted)["tiny"]  # type: ignore[arg-type,return-value]
     assert good.current is not None and not good.rejected
     data = attested.manifest.read_bytes().replace(b'"sig":"', b'"sig":"AAAA', 1)
     attested.manifest.write_bytes(data)
-    state = read_state(attested.root, attested.trusted)["tiny"]  # type: ignore[arg-type]
+    state = read_records(attested.root, lambda: attested.trusted)["tiny"]  # type: ignore[arg-type,return-value]
     assert state.current is None
     assert state.rejected and "REJECTED" in run_cli("log", "tiny", cwd=attested.root).out
 
