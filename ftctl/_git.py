@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+from ftctl.recipe.refs import COMMIT_RE
+
 
 def _git(root: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(
@@ -15,7 +17,7 @@ def _git(root: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
 def head_commit(root: Path) -> str | None:
     proc = _git(root, "rev-parse", "--verify", "-q", "HEAD")
     text = proc.stdout.decode().strip()
-    return text if proc.returncode == 0 and len(text) == 40 else None
+    return text if proc.returncode == 0 and COMMIT_RE.match(text) else None
 
 
 def file_at(root: Path, commit: str, relpath: str) -> bytes | None:

@@ -1,25 +1,73 @@
-"""Atomic file writes: a reader sees the old file or the new one, never a torn one."""
+"""Writing files ftctl owns: atomically, with the mode a user expects, never over something else.
+
+A reader sees the old file or the new one, never a torn one: the data goes to
+a temp file in the same directory, is fsynced and renamed over the target.
+The new file gets the mode any program would create it with (0666 less the
+umask, so a group that shares a checkout can read locks and manifests); only
+callers that say so (private keys) get a stricter one. A target that is a
+symlink, a directory, a FIFO or a device is refused, never replaced or
+written through.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
+from functools import lru_cache
 from pathlib import Path
+
+from ftctl.errors import FtctlError
+
+TEMP_SUFFIX = ".tmp"  # temp files are ".<name>.<random>.tmp", which .gitignore patterns can name
+
+
+class UnsafeTarget(FtctlError):
+    """The path to write exists and is not a regular file."""
+
+
+@lru_cache(maxsize=1)
+def current_umask() -> int:
+    """The process umask, read without changing it where the system allows."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: read it by setting it, then put it back
+    os.umask(mask)
+    return mask
+
+
+def check_target(path: Path) -> None:
+    """Refuse to write over anything but a regular file (or nothing)."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a symlink" if stat.S_ISLNK(st.st_mode) else "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+        raise UnsafeTarget(f"{path} is {kind}; refusing to replace it", hint="remove it or choose another path")
 
 
 def write_atomic(path: Path, data: bytes | str, *, mode: int | None = None) -> None:
-    """Write ``data`` to ``path`` through a temp file in the same directory, fsync, rename."""
+    """Write ``data`` to ``path`` through a temp file in the same directory, fsync, rename.
+
+    ``mode`` defaults to 0666 less the umask, as for any newly created file.
+    """
     payload = data.encode("utf-8") if isinstance(data, str) else data
+    check_target(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(payload)
             handle.flush()
+            os.fchmod(handle.fileno(), mode if mode is not None else 0o666 & ~current_umask())
             os.fsync(handle.fileno())
-        if mode is not None:
-            os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

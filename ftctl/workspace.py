@@ -16,11 +16,11 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ftctl.errors import Problem, ValidationFailed
+from ftctl.errors import Problem, UsageError, ValidationFailed
 from ftctl.recipe.messages import describe_errors
 from ftctl.recipe.refs import check_hf_id
 from ftctl.recipe.types import ExecutorNameStr
-from ftctl.yamlio import load_yaml_file
+from ftctl.yamlio import display_path, load_yaml_file
 
 CONFIG_NAME = "ftctl.yaml"
 RECIPE_SUFFIXES = (".yaml", ".yml")
@@ -98,6 +98,20 @@ class Workspace:
     def executor_names(self) -> set[str]:
         return {"local", *self.config.executors}
 
+    @property
+    def exists(self) -> bool:
+        """Whether this is a workspace at all: ftctl.yaml, or the recipes folder, is there."""
+        pattern = self.config.recipes
+        return self.config_path is not None or glob.has_magic(pattern) or (self.root / pattern).is_dir()
+
+    def publish_target(self, name: str, publish: str | None) -> str:
+        """Where recipe ``name`` publishes: its ``ftctl.publish``, else ``<registry>/<name>``."""
+        return publish or f"{self.config.registry.rstrip('/')}/{name}"
+
+    def resolve(self, text: str) -> Path:
+        """A path written in a recipe or ftctl.yaml: absolute (``~`` expanded), or relative to the root."""
+        return resolve_path(self.root, text)
+
     def recipe_paths(self) -> list[Path]:
         """Every recipe file of the workspace, sorted."""
         pattern = self.config.recipes
@@ -107,6 +121,12 @@ class Workspace:
             folder = self.root / pattern
             found = [p for p in folder.iterdir()] if folder.is_dir() else []
         return sorted(p for p in found if p.suffix in RECIPE_SUFFIXES and p.is_file())
+
+
+def resolve_path(root: Path, text: str) -> Path:
+    """A path written in a recipe: absolute (``~`` expanded), or relative to the workspace ``root``."""
+    path = Path(text).expanduser()
+    return path if path.is_absolute() else root / path
 
 
 def find_root(start: Path) -> Path | None:
@@ -133,6 +153,21 @@ def discover(start: Path) -> Workspace:
         return Workspace(git_top(start) or start, WorkspaceConfig())
     config_path = root / CONFIG_NAME
     return Workspace(root, load_config(config_path), config_path)
+
+
+def discover_existing(start: Path) -> Workspace:
+    """Like :func:`discover`, for commands that need a workspace: none is a one-line error.
+
+    A CI job started in the wrong directory must fail, not report "No changes".
+    """
+    workspace = discover(start)
+    if not workspace.exists:
+        raise UsageError(
+            f"{workspace.root} is not an ftctl workspace (no {CONFIG_NAME}, no "
+            f"{workspace.config.recipes}/)",
+            hint="run ftctl in a workspace (or -C DIR), or create one with `ftctl init`",
+        )
+    return workspace
 
 
 def load_config(path: Path, shown: str | None = None) -> WorkspaceConfig:

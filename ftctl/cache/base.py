@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ftctl.files import write_atomic
+from ftctl.files import UnsafeTarget, write_atomic
 
 MAX_BYTES = 256 * 1024 * 1024  # far above 10,000 recipes' worth; a larger file is not ours
 
@@ -44,6 +44,6 @@ def save(path: Path | None, version: int, body: dict[str, Any], **stamp: Any) ->
     document = {**body, "version": version, **stamp}
     try:
         write_atomic(path, json.dumps(document, separators=(",", ":"), ensure_ascii=False))
-    except OSError:
+    except (OSError, UnsafeTarget):
         return False
     return True

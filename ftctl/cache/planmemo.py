@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 from ftctl import __version__
 from ftctl.cache import base, paths
 from ftctl.canonical import sha256_of
-from ftctl.files import write_atomic
+from ftctl.files import UnsafeTarget, write_atomic
 from ftctl.hashing import IGNORED_DIRS
 from ftctl.provenance.records import Summary
 
@@ -147,7 +147,7 @@ class PlanMemo:
             return
         try:  # key order kept: plan lists changed fields in the recipe's order
             write_atomic(self._config_path(digest), json.dumps(config, separators=(",", ":")))
-        except OSError:
+        except (OSError, UnsafeTarget):
             return
 
     def _config_path(self, digest: str) -> Path:

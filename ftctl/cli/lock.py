@@ -39,9 +39,9 @@ def lock(names: tuple[str, ...], update: bool, check: bool, pins_from_env: bool)
         from ftctl.cache.stat import StatCache
         from ftctl.lock.resolve import compute_locks, load_workspace_recipes, write_locks
         from ftctl.render.lock import render_check, render_written
-        from ftctl.workspace import discover
+        from ftctl.workspace import discover_existing
 
-    workspace = discover(Path.cwd())
+    workspace = discover_existing(Path.cwd())
     if pins_from_env:
         from ftctl.files import write_atomic
         from ftctl.lock.pins import pins_from_environment

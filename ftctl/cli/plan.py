@@ -53,11 +53,11 @@ def plan(
         from ftctl.plan.planner import make_plan
         from ftctl.plan.saved import save_plan
         from ftctl.render.plan import markdown, terminal_lines, to_json
-        from ftctl.workspace import discover
+        from ftctl.workspace import discover_existing
 
     if as_json and as_markdown:
         raise UsageError("choose one of --json and --markdown")
-    workspace = discover(Path.cwd())
+    workspace = discover_existing(Path.cwd())
     inputs = gather(workspace)
     known = set(inputs.desired) | set(inputs.recorded)
     for name in (*targets, *replace):

@@ -40,8 +40,8 @@ from ftctl.lock.pins import read_pins
 from ftctl.recipe.check import check_paths
 from ftctl.recipe.dag import find_cycle, topological_order
 from ftctl.recipe.load import LoadedRecipe
-from ftctl.recipe.refs import COMMIT_RE, check_hf_id, parse_model_ref, split_revision
-from ftctl.workspace import Workspace
+from ftctl.recipe.refs import COMMIT_RE, check_hf_id, parse_model_ref, split_revision, upstream_of
+from ftctl.workspace import Workspace, resolve_path
 from ftctl.yamlio import display_path
 
 DATA_LISTS = ("datasets", "test_datasets", "pretraining_dataset")
@@ -125,7 +125,7 @@ def compute_locks(
                 f"no recipe named '{name}'",
                 hint=did_you_mean(name, sorted(recipes)) or "see `ftctl validate` for the recipes",
             )
-    edges = {name: _upstream(item) for name, item in recipes.items()}
+    edges = {name: upstream_of(item.recipe.base_model) for name, item in recipes.items()}
     cycle = find_cycle(edges)
     if cycle:
         raise FtctlError(f"recipes build on each other in a cycle: {' -> '.join(cycle)}")
@@ -157,11 +157,6 @@ def write_locks(report: LockReport) -> tuple[list[LockOutcome], list[Path]]:
     for orphan in report.orphans:
         orphan.unlink()
     return written, report.orphans
-
-
-def _upstream(item: LoadedRecipe) -> str | None:
-    ref = parse_model_ref(item.recipe.base_model)
-    return ref.value if ref.kind == "recipe" else None
 
 
 def _with_upstreams(names: list[str], edges: dict[str, str | None]) -> list[str]:
@@ -299,8 +294,7 @@ class _Resolver:
         if ref.kind == "recipe":
             raise FtctlError(f"{where}: {text}: only base_model can name a recipe")
         if ref.kind == "local":
-            target = Path(ref.value).expanduser()
-            target = target if target.is_absolute() else self.root / target
+            target = resolve_path(self.root, ref.value)
             self._deps.append(target)
             if not target.exists():
                 raise FtctlError(f"{where} {text}: no such directory")
@@ -347,11 +341,7 @@ class _Resolver:
     def _resolve_dataset(
         self, text: str, keep: Lockfile | None, where: str
     ) -> HfPin | LocalPin | DvcPin:
-        target = (
-            (self.root / text).resolve()
-            if not Path(text).expanduser().is_absolute()
-            else Path(text).expanduser()
-        )
+        target = resolve_path(self.root, text).resolve()
         self._deps.append(target)
         if (
             self.dvc_index is not None
@@ -412,7 +402,7 @@ class _Resolver:
         return HfPin(ref=text, source="hf", revision=commit)
 
     def _config_file(self, text: str, where: str) -> str:
-        target = self.root / text
+        target = resolve_path(self.root, text)
         self._deps.append(target)
         if not target.is_file():
             raise FtctlError(

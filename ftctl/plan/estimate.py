@@ -19,6 +19,7 @@ from typing import Any
 
 from ftctl.lock.lockfile import DvcPin, HfPin, LocalPin, Lockfile
 from ftctl.plan.planner import Estimate
+from ftctl.workspace import resolve_path
 
 UTILISATION = 0.40
 BYTES_PER_TOKEN = 4
@@ -70,8 +71,7 @@ def _hf_cache_dir(repo: str, commit: str) -> Path:
 def base_params(lock: Lockfile, root: Path, upstream_params: int | None) -> int | None:
     pin = lock.base_model
     if isinstance(pin, LocalPin):
-        target = Path(pin.ref).expanduser()
-        return safetensors_params(target if target.is_absolute() else root / target)
+        return safetensors_params(resolve_path(root, pin.ref))
     if isinstance(pin, HfPin):
         return safetensors_params(_hf_cache_dir(pin.ref.partition("@")[0], pin.revision))
     return upstream_params  # recipe: the upstream's base model

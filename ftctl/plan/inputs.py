@@ -22,7 +22,7 @@ from ftctl.plan.planner import Desired, Estimate, Reason, Recorded, Run
 from ftctl.provenance.keys import trusted_key_files
 from ftctl.provenance.records import Record, manifest_files, read_records
 from ftctl.recipe.dag import find_cycle
-from ftctl.recipe.refs import parse_model_ref
+from ftctl.recipe.refs import upstream_of
 from ftctl.workspace import Workspace
 from ftctl.yamlio import display_path
 
@@ -168,12 +168,11 @@ def _compute(
         )
     out: dict[str, Desired] = {}
     for outcome in report_.outcomes:
-        assert outcome.new is not None
+        if outcome.new is None:  # fresh locks always have one; a stale lock was refused above
+            raise FtctlError(f"{outcome.shown}: {outcome.stale_reason}", hint="run `ftctl lock`")
         item = loaded[outcome.name]
         upstream = upstream_of(item.recipe.base_model)
-        publish = (
-            item.recipe.ftctl.publish or f"{workspace.config.registry.rstrip('/')}/{item.name}"
-        )
+        publish = workspace.publish_target(item.name, item.recipe.ftctl.publish)
         out[item.name] = Desired(item.name, outcome.new.fingerprint, publish, upstream)
         accelerator = _accelerator(workspace, item.recipe.ftctl)
         config = outcome.config if outcome.config is not None else training_config(item.recipe)
@@ -331,11 +330,6 @@ def input_digests(
         kind: {rel(p): file_digest(p, "sha256", stat) for p in paths if p.is_file()}
         for kind, paths in files.items()
     }
-
-
-def upstream_of(base_model: str) -> str | None:
-    ref = parse_model_ref(base_model)
-    return ref.value if ref.kind == "recipe" else None
 
 
 def _accelerator(workspace: Workspace, block: object) -> str | None:

@@ -163,8 +163,7 @@ def build_statement(
                     "base_model": recipe.base_model,
                     "datasets": [entry.path for entry in (recipe.datasets or [])],
                     "seed": str(recipe.seed),
-                    "publish": recipe.ftctl.publish
-                    or f"{workspace.config.registry.rstrip('/')}/{loaded.name}",
+                    "publish": workspace.publish_target(loaded.name, recipe.ftctl.publish),
                 },
                 "internalParameters": {
                     "fingerprint": lock.fingerprint,

@@ -15,12 +15,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ftctl.recipe.refs import COMMIT_RE
+
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://slsa.dev/provenance/v1"
 BUILD_TYPE = "https://ftctl.dev/buildtypes/fine-tune/v1"
 
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
-COMMIT = re.compile(r"^[0-9a-f]{40}$")
 Timestamp = Annotated[str, Field(pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")]
 
 
@@ -65,7 +66,7 @@ class ResourceDescriptor(_Strict):
     @field_validator("digest")
     @classmethod
     def _commits_are_full(cls, value: dict[str, str] | None) -> dict[str, str] | None:
-        if value is not None and "gitCommit" in value and not COMMIT.match(value["gitCommit"]):
+        if value is not None and "gitCommit" in value and not COMMIT_RE.match(value["gitCommit"]):
             raise ValueError(f"gitCommit {value['gitCommit']!r} is not a full 40-hex commit")
         return value
 

@@ -16,7 +16,7 @@ from ftctl.errors import ConfigError, Location, Problem
 from ftctl.recipe.dag import find_cycle
 from ftctl.recipe.load import LoadedRecipe, load_recipe
 from ftctl.recipe.messages import did_you_mean
-from ftctl.recipe.refs import parse_model_ref
+from ftctl.recipe.refs import upstream_of
 from ftctl.workspace import (
     CONFIG_NAME,
     RECIPE_SUFFIXES,
@@ -136,22 +136,21 @@ def _workspace_problems(
     edges: dict[str, str | None] = {}
     for item in loaded:
         doc, recipe = item.document, item.recipe
-        ref = parse_model_ref(recipe.base_model)
-        edges[item.name] = ref.value if ref.kind == "recipe" else None
-        if ref.kind == "recipe" and ref.value == item.name:
+        upstream = edges[item.name] = upstream_of(recipe.base_model)
+        if upstream == item.name:
             yield Problem(
                 "a recipe cannot build on itself",
                 doc.location(("base_model",)),
                 ("base_model",),
                 "name another recipe or a model",
             )
-        elif ref.kind == "recipe" and ref.value not in known:
-            hint = did_you_mean(ref.value, sorted(known - {item.name}))
+        elif upstream is not None and upstream not in known:
+            hint = did_you_mean(upstream, sorted(known - {item.name}))
             yield Problem(
-                f"no recipe named '{ref.value}' in this workspace",
+                f"no recipe named '{upstream}' in this workspace",
                 doc.location(("base_model",)),
                 ("base_model",),
-                hint or f"add recipes/{ref.value}.yaml or fix the name",
+                hint or f"add recipes/{upstream}.yaml or fix the name",
             )
         executor = recipe.ftctl.executor
         if workspace.config_valid and executor not in workspace.executor_names:

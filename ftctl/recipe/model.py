@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ftctl.recipe.datasets import DatasetEntry, NonEmptyStr
 from ftctl.recipe.names import ChatTemplateName, OptimizerName, RLName, SchedulerName
-from ftctl.recipe.refs import RECIPE_NAME_RE, check_hf_id, parse_model_ref
+from ftctl.recipe.refs import RECIPE_NAME_RE, check_hf_id, model_ref_problem
 from ftctl.recipe.types import (
     AcceleratorsStr,
     DeepSpeedPathStr,
@@ -277,7 +277,9 @@ class Recipe(_Strict):
     @field_validator("base_model")
     @classmethod
     def _base_model_form(cls, value: str) -> str:
-        parse_model_ref(value)  # raises ValueError with the reason
+        problem = model_ref_problem(value)
+        if problem is not None:
+            raise ValueError(problem)  # pydantic's way: it becomes a located problem
         return value
 
 

@@ -15,14 +15,21 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from ftctl.errors import FtctlError
+
 RECIPE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 HF_ID_RE = re.compile(r"^(?:[A-Za-z0-9][A-Za-z0-9._-]{0,95}/)?[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 REVISION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,254}$")
-COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
+COMMIT_PATTERN = r"^[0-9a-f]{40}$"  # a full git commit id, lowercase (Hub revisions, recipe repositories)
+COMMIT_RE = re.compile(COMMIT_PATTERN)
 LOCAL_PREFIXES = ("./", "../", "/", "~/")
 RECIPE_PREFIX = "recipe:"
 
 RefKind = Literal["hf", "local", "recipe"]
+
+
+class RefError(FtctlError):
+    """A reference that cannot be parsed."""
 
 
 @dataclass(frozen=True)
@@ -72,14 +79,34 @@ def split_revision(text: str) -> tuple[str, str | None]:
 
 
 def parse_model_ref(text: str) -> ModelRef:
-    """Parse a ``base_model`` value; raises ValueError with the reason when malformed."""
+    """Parse a ``base_model`` value; a malformed one raises :class:`RefError` with the reason."""
+    parsed = _parse(text)
+    if isinstance(parsed, str):
+        raise RefError(f"base_model {text!r}: {parsed}")
+    return parsed
+
+
+def model_ref_problem(text: str) -> str | None:
+    """Why ``text`` is not a valid ``base_model`` value, or None (for validators)."""
+    parsed = _parse(text)
+    return parsed if isinstance(parsed, str) else None
+
+
+def upstream_of(base_model: str) -> str | None:
+    """The recipe a ``base_model: recipe:<name>`` builds on, or None."""
+    ref = parse_model_ref(base_model)
+    return ref.value if ref.kind == "recipe" else None
+
+
+def _parse(text: str) -> ModelRef | str:
+    """The parsed reference, or why it is malformed."""
     text = text.strip()
     if not text:
-        raise ValueError("must not be empty")
+        return "must not be empty"
     if text.startswith(RECIPE_PREFIX):
         name = text[len(RECIPE_PREFIX) :]
         if not RECIPE_NAME_RE.match(name):
-            raise ValueError(
+            return (
                 f"'{name}' is not a recipe name (lowercase letters, digits, '.', '_', '-'; "
                 "at most 64)"
             )
@@ -89,15 +116,13 @@ def parse_model_ref(text: str) -> ModelRef:
     repo_id, revision = split_revision(text)
     reason = check_hf_id(repo_id)
     if reason:
-        raise ValueError(
-            f"'{repo_id}' {reason}; write a local directory as './{text}'"
-            if "/" in text and not text.startswith("http")
-            else f"'{repo_id}' {reason}"
-        )
+        if "/" in text and not text.startswith("http"):
+            return f"'{repo_id}' {reason}; write a local directory as './{text}'"
+        return f"'{repo_id}' {reason}"
     if revision is not None:
         if not revision:
-            raise ValueError("nothing after '@': give a branch, tag or commit, or drop the '@'")
+            return "nothing after '@': give a branch, tag or commit, or drop the '@'"
         reason = check_revision(revision)
         if reason:
-            raise ValueError(reason)
+            return reason
     return ModelRef("hf", repo_id, revision)

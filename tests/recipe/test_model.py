@@ -10,7 +10,7 @@ from ftctl.errors import Location, Problem
 from ftctl.recipe.datasets import DATASET_TYPES
 from ftctl.recipe.load import load_recipe, validate_document
 from ftctl.recipe.model import Recipe
-from ftctl.recipe.refs import ModelRef, parse_model_ref
+from ftctl.recipe.refs import ModelRef, RefError, model_ref_problem, parse_model_ref
 from ftctl.recipe.unsupported import UNSUPPORTED_KEYS
 from ftctl.yamlio import parse_yaml
 from tests.conftest import REPO, VALID_RECIPE
@@ -118,8 +118,9 @@ def test_base_model_forms(text: str, expected: ModelRef) -> None:
     ],
 )
 def test_bad_base_model_forms(text: str, fragment: str) -> None:
-    with pytest.raises(ValueError, match=fragment):
+    with pytest.raises(RefError, match=fragment):
         parse_model_ref(text)
+    assert fragment in (model_ref_problem(text) or "")
 
 
 DATASETS = {
