@@ -1,5 +1,5 @@
 # ftctl developer entry points. `make demo` and `make test` work on a fresh
-# machine with Python >= 3.10 and no GPU; both create .venv when needed.
+# machine with Python >= 3.11 and no GPU; both create .venv when needed.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -26,6 +26,7 @@ test: $(STAMP) lint unit
 
 lint: $(STAMP)
 	$(BIN)/ruff check ftctl tests bench scripts
+	$(BIN)/ruff format --check ftctl tests bench scripts
 	$(BIN)/mypy
 
 unit: $(STAMP)

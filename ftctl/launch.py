@@ -1,7 +1,7 @@
 """Start the training worker in its own process, with the determinism environment set first.
 
 PYTHONHASHSEED and CUBLAS_WORKSPACE_CONFIG only work if they are set before
-the interpreter and torch start (REFERENCE section 5), hence a subprocess.
+the interpreter and torch start, hence a subprocess.
 """
 
 from __future__ import annotations

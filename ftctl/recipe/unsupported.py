@@ -66,7 +66,7 @@ UNSUPPORTED_KEYS: dict[str, Unsupported] = {
         "GRPO trainer block", "trl", "remove it: GRPO and its reward functions are not supported"
     ),
     **_same(
-        "merging after training", "merge_lora", "remove it: merge the published adapter after apply"
+        "merging after training", "merge_lora", "remove it: merge the adapter into its base after training"
     ),
     **_same("model config overrides", "model_config_type_override"),
 }
@@ -74,12 +74,12 @@ UNSUPPORTED_KEYS: dict[str, Unsupported] = {
 # Keys ftctl spells differently or handles itself: the hint says how.
 RENAMED_KEYS: dict[str, str] = {
     "revision_of_model": "write the revision into base_model as 'org/name@<revision>'",
-    "hub_model_id": "set ftctl.publish: hf://ORG/REPO; apply publishes the adapter",
-    "hub_strategy": "remove it; apply publishes once per run, see ftctl.publish",
+    "hub_model_id": "set ftctl.publish: hf://ORG/REPO, the adapter's publish target",
+    "hub_strategy": "remove it; ftctl publishes once per run, see ftctl.publish",
     "push_dataset_to_hub": "remove it; ftctl does not upload datasets",
     "hf_use_auth_token": "remove it; ftctl reads HF_TOKEN from the environment",
-    "resume_from_checkpoint": "remove it; apply resumes an interrupted run by itself",
-    "auto_resume_from_checkpoints": "remove it; apply resumes an interrupted run by itself",
+    "resume_from_checkpoint": "remove it; a recipe describes a training, not where to resume one",
+    "auto_resume_from_checkpoints": "remove it; a recipe describes a training, not where to resume one",
     "max_packed_sequence_len": "use sample_packing: true with sequence_len",
     "message_field_role": "use message_property_mappings: {role: ...}",
     "message_field_content": "use message_property_mappings: {content: ...}",

