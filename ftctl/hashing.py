@@ -9,13 +9,13 @@ tree's root are refused; symlinks inside it are hashed as what they point at.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from ftctl.cache.stat import StatCache
+from ftctl.canonical import sha256_of
 from ftctl.errors import FtctlError
 
 CHUNK = 4 * 1024 * 1024
@@ -79,5 +79,4 @@ def tree_digest(root: Path, display: str, cache: StatCache) -> TreeDigest:
     for rel, path in walk_files(root, display):
         entries.append((rel, file_digest(path, "sha256", cache)))
         size += path.stat().st_size
-    body = json.dumps(entries, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    return TreeDigest(f"sha256:{hashlib.sha256(body).hexdigest()}", size, len(entries))
+    return TreeDigest(sha256_of(entries), size, len(entries))

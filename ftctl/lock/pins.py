@@ -10,8 +10,6 @@ what gets installed does.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -19,6 +17,7 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from ftctl.canonical import sha256_of
 from ftctl.errors import ConfigError, Location
 
 # Options that say where packages come from, not which: no effect on the pin set.
@@ -59,8 +58,7 @@ class Pins:
 
     @property
     def digest(self) -> str:
-        body = json.dumps(self.packages, sort_keys=True, separators=(",", ":"))
-        return f"sha256:{hashlib.sha256(body.encode('utf-8')).hexdigest()}"
+        return sha256_of(self.packages)
 
 
 def read_pins(path: Path, shown: str) -> Pins:
