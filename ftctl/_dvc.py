@@ -33,10 +33,6 @@ class DvcRecord:
     source: str  # the .dvc or dvc.lock file that holds the record, relative to the repo
     legacy: bool  # recorded without `hash: md5` (DVC 2: md5 of text files after dos2unix)
 
-    @property
-    def is_dir(self) -> bool:
-        return self.md5.endswith(".dir")
-
 
 def find_repo(start: Path) -> Path | None:
     """The DVC repository root (the directory holding ``.dvc/``) at or above ``start``."""

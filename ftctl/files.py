@@ -49,8 +49,16 @@ def check_target(path: Path) -> None:
     except FileNotFoundError:
         return
     if not stat.S_ISREG(st.st_mode):
-        kind = "a symlink" if stat.S_ISLNK(st.st_mode) else "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
-        raise UnsafeTarget(f"{path} is {kind}; refusing to replace it", hint="remove it or choose another path")
+        kind = (
+            "a symlink"
+            if stat.S_ISLNK(st.st_mode)
+            else "a directory"
+            if stat.S_ISDIR(st.st_mode)
+            else "not a regular file"
+        )
+        raise UnsafeTarget(
+            f"{path} is {kind}; refusing to replace it", hint="remove it or choose another path"
+        )
 
 
 def write_atomic(path: Path, data: bytes | str, *, mode: int | None = None) -> None:

@@ -102,7 +102,11 @@ class Workspace:
     def exists(self) -> bool:
         """Whether this is a workspace at all: ftctl.yaml, or the recipes folder, is there."""
         pattern = self.config.recipes
-        return self.config_path is not None or glob.has_magic(pattern) or (self.root / pattern).is_dir()
+        return (
+            self.config_path is not None
+            or glob.has_magic(pattern)
+            or (self.root / pattern).is_dir()
+        )
 
     def publish_target(self, name: str, publish: str | None) -> str:
         """Where recipe ``name`` publishes: its ``ftctl.publish``, else ``<registry>/<name>``."""

@@ -74,11 +74,6 @@ def display_path(path: Path, root: Path | None = None) -> str:
         return str(path)
 
 
-def read_text(path: Path, shown: str) -> str:
-    """Read a YAML file as UTF-8 text, refusing oversized or undecodable files."""
-    return decode_text(read_bytes(path, shown), shown)
-
-
 def read_bytes(path: Path, shown: str) -> bytes:
     """A YAML file's bytes, refusing missing, unreadable or oversized files."""
     try:

@@ -58,10 +58,15 @@ def test_refuses_to_replace_what_is_not_a_regular_file(tmp_path: Path, kind: str
     with pytest.raises(UnsafeTarget, match="refusing to replace it"):
         write_atomic(target, "plan")
     assert victim.read_text() == "keep me"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["plan.json", "victim"]  # no temp file left
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "plan.json",
+        "victim",
+    ]  # no temp file left
 
 
-def test_no_temp_file_is_left_when_the_write_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_temp_file_is_left_when_the_write_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def fail(src: object, dst: object) -> None:
         raise OSError(28, "No space left on device")
 

@@ -22,7 +22,12 @@ TRAINING_STACK = {
     "torch", "transformers", "trl", "peft", "datasets", "accelerate", "bitsandbytes", "deepspeed", "flash_attn",
     "safetensors", "tokenizers",
 }  # fmt: skip
-WRAPPED = {"huggingface_hub": "ftctl._hf", "dvc": "ftctl._dvc", "dvc_data": "ftctl._dvc", "dvc_objects": "ftctl._dvc"}
+WRAPPED = {
+    "huggingface_hub": "ftctl._hf",
+    "dvc": "ftctl._dvc",
+    "dvc_data": "ftctl._dvc",
+    "dvc_objects": "ftctl._dvc",
+}
 
 
 def module_name(path: Path) -> str:
@@ -97,14 +102,18 @@ def test_the_core_does_not_print() -> None:
         if any(within(name, p) for p in ("ftctl.cli", "ftctl.render", "ftctl.worker")):
             continue
         tree = ast.parse(path.read_text(encoding="utf-8"))
-        calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)]
+        calls = [
+            n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+        ]
         if any(c.func.id == "print" for c in calls if isinstance(c.func, ast.Name)):
             printing.append(name)
     assert printing == []
 
 
 def test_modules_stay_small() -> None:
-    sizes = {name: len(path.read_text(encoding="utf-8").splitlines()) for name, path in MODULES.items()}
+    sizes = {
+        name: len(path.read_text(encoding="utf-8").splitlines()) for name, path in MODULES.items()
+    }
     assert {name: n for name, n in sizes.items() if n > 500} == {}
 
 

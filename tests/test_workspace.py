@@ -20,7 +20,9 @@ def test_a_directory_without_ftctl_yaml_or_recipes_is_no_workspace(tmp_path: Pat
 
 
 @pytest.mark.parametrize("args", [["plan"], ["plan", "--json"], ["lock"], ["lock", "--check"]])
-def test_plan_and_lock_outside_a_workspace_fail(tmp_path: Path, run_cli: RunCLI, args: list[str]) -> None:
+def test_plan_and_lock_outside_a_workspace_fail(
+    tmp_path: Path, run_cli: RunCLI, args: list[str]
+) -> None:
     (tmp_path / ".git").mkdir()
     result = run_cli(*args, cwd=tmp_path)
     assert result.code == 1 and result.out == ""

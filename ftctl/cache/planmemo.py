@@ -68,7 +68,9 @@ class PlanMemo:
         self._new_manifests: dict[str, dict[str, Any]] = {}
         self._reasons: dict[str, list[Any]] = {}
         self._new_reasons: dict[str, list[Any]] = {}
-        self._run_sigs: dict[Path, tuple[Signature, bool]] = {}  # taken before the manifest was read
+        self._run_sigs: dict[
+            Path, tuple[Signature, bool]
+        ] = {}  # taken before the manifest was read
         self._seen: dict[str, Signature] = {}  # recipes share models, data and pins: stat each once
         self._dirty = False
         body = base.load(path, MEMO_VERSION)
@@ -169,7 +171,9 @@ class PlanMemo:
 
     def remember_run(self, path: Path, summary: Summary) -> None:
         """Keep a verified manifest's summary, unless the file changed too recently to trust its signature."""
-        sig, stable = self._run_sigs.pop(path) if path in self._run_sigs else signature(path, self.started)
+        sig, stable = (
+            self._run_sigs.pop(path) if path in self._run_sigs else signature(path, self.started)
+        )
         if stable and sig is not None:
             self._new_manifests[self._shown(path)] = {**asdict(summary), "sig": sig}
             self._dirty = True

@@ -34,7 +34,6 @@ if TYPE_CHECKING:
     from ftctl.recipe.load import LoadedRecipe
 
 
-
 @dataclass
 class PlanInputs:
     desired: dict[str, Desired]

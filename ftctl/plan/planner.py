@@ -22,7 +22,6 @@ if TYPE_CHECKING:  # the models cost ~100 ms to import; an unchanged plan never 
     from ftctl.lock.lockfile import Lockfile
     from ftctl.provenance.statement import Statement
 
-ACTIONS = ("create", "retrain", "restore", "republish", "retire", "no-op")
 SYMBOLS = {
     "create": "+",
     "retrain": "-/+",
@@ -122,10 +121,6 @@ class Change:
     before: dict[str, Any] | None
     after: dict[str, Any] | None
     estimate: Estimate | None = None
-
-    @property
-    def trains(self) -> bool:
-        return self.action in ("create", "retrain")
 
 
 @dataclass(frozen=True)

@@ -35,9 +35,20 @@ def audit(root: Path, trusted: dict[str, Ed25519PublicKey]) -> list[AuditRow]:
     for name, state in read_records(root, lambda: trusted).items():
         rows.extend(AuditRow(r.path, name, None, None, False, r.reason) for r in state.rejected)
         for record in state.records:
-            reason = _check_sources(root, record.manifest) if record.manifest is not None else "not verified"
+            reason = (
+                _check_sources(root, record.manifest)
+                if record.manifest is not None
+                else "not verified"
+            )
             rows.append(
-                AuditRow(record.path, name, record.fingerprint, record.finished_on, reason is None, reason or "ok")
+                AuditRow(
+                    record.path,
+                    name,
+                    record.fingerprint,
+                    record.finished_on,
+                    reason is None,
+                    reason or "ok",
+                )
             )
     return sorted(rows, key=lambda row: row.path)
 

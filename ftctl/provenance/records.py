@@ -102,7 +102,9 @@ def manifest_files(root: Path) -> list[tuple[str, Path]]:
                 files = sorted(
                     e.name
                     for e in entries
-                    if e.name.endswith(MANIFEST_SUFFIX) and not e.name.startswith(".") and not e.is_dir()
+                    if e.name.endswith(MANIFEST_SUFFIX)
+                    and not e.name.startswith(".")
+                    and not e.is_dir()
                 )
         except OSError:
             continue
@@ -110,7 +112,9 @@ def manifest_files(root: Path) -> list[tuple[str, Path]]:
     return found
 
 
-def read_records(root: Path, trusted: TrustedKeys, *, memo: Memo | None = None) -> dict[str, RecipeRecords]:
+def read_records(
+    root: Path, trusted: TrustedKeys, *, memo: Memo | None = None
+) -> dict[str, RecipeRecords]:
     """Every recipe folder's records, oldest first by (finishedOn, file name); ``trusted`` loads keys on demand.
 
     Without a memo every record carries its verified manifest; with one, recalled
@@ -144,7 +148,9 @@ def read_records(root: Path, trusted: TrustedKeys, *, memo: Memo | None = None) 
     return states
 
 
-def _verify(path: Path, trusted: dict[str, Ed25519PublicKey]) -> tuple[VerifiedManifest, Summary] | str:
+def _verify(
+    path: Path, trusted: dict[str, Ed25519PublicKey]
+) -> tuple[VerifiedManifest, Summary] | str:
     """The verified manifest and its summary, or why it is rejected."""
     from ftctl.provenance.manifest import ManifestError, verify_bytes
 
