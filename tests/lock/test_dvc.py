@@ -82,14 +82,14 @@ def dvc_outs(root: Path) -> dict[str, tuple[str, int | None, int | None]]:
         env=ENV,
         timeout=300,
     )
-    return {k: tuple(v) for k, v in json.loads(proc.stdout).items()}  # type: ignore[misc]
+    return {k: tuple(v) for k, v in json.loads(proc.stdout).items()}
 
 
 def test_tracked_file(repo: Path, run_cli: RunCLI) -> None:
     write(repo / "data" / "train.jsonl", '{"instruction": "a", "output": "b"}\n')
     dvc(repo, "add", "-q", "data/train.jsonl")
     record = find_record(repo, repo / "data" / "train.jsonl")
-    assert record is not None and not record.is_dir
+    assert record is not None and not record.md5.endswith(".dir")
     truth = dvc_outs(repo)[str(repo / "data" / "train.jsonl")]
     assert (record.md5, record.size) == truth[:2]
     write(repo / "recipes" / "r.yaml", RECIPE.format(path="data/train.jsonl"))
@@ -112,7 +112,7 @@ def test_tracked_directory(repo: Path, run_cli: RunCLI) -> None:
     dvc(repo, "add", "-q", "data/corpus")
     record = find_record(repo, repo / "data" / "corpus")
     truth = dvc_outs(repo)[str(repo / "data" / "corpus")]
-    assert record is not None and record.is_dir
+    assert record is not None and record.md5.endswith(".dir")
     assert (record.md5, record.size, record.nfiles) == truth
     assert workspace_md5(repo / "data" / "corpus", record.legacy, StatCache.disabled()) == truth[0]
     write(repo / "recipes" / "r.yaml", RECIPE.format(path="data/corpus"))
