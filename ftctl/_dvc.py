@@ -55,29 +55,31 @@ class DvcIndex:
         self.repo = repo
         self.cache = cache
         self._stage_outs: dict[Path, DvcRecord] | None = None
-        self.lock_lookups = 0  # how many lookups reached the dvc.lock files
 
     def find(self, target: Path) -> DvcRecord | None:
         """DVC's record for ``target`` (an absolute path inside the repo), or None if untracked."""
+        return self.lookup(target)[0]
+
+    def lookup(self, target: Path) -> tuple[DvcRecord | None, bool]:
+        """The record and whether finding it took the dvc.lock files (so a new one can change it)."""
         dvc_file = target.with_name(target.name + ".dvc")
         if dvc_file.is_file():
             record = _from_outs(
                 _load(dvc_file, self.repo), target.parent, target, dvc_file, self.repo
             )
             if record is not None:
-                return record
-        self.lock_lookups += 1
-        return self._outs().get(target.resolve())
+                return record, False
+        return self._outs().get(target.resolve()), True
 
     def _outs(self) -> dict[Path, DvcRecord]:
         if self._stage_outs is None:
-            self._stage_outs = {}
+            outs: dict[Path, DvcRecord] = {}
             for lock in find_dvc_locks(self.repo):
-                self._index_lock(lock)
+                self._index_lock(lock, outs)
+            self._stage_outs = outs
         return self._stage_outs
 
-    def _index_lock(self, lock: Path) -> None:
-        assert self._stage_outs is not None
+    def _index_lock(self, lock: Path, outs: dict[Path, DvcRecord]) -> None:
         data = _load(lock, self.repo, self.cache)
         stages = data.get("stages") if isinstance(data, dict) else None
         for stage in (stages or {}).values():
@@ -86,7 +88,7 @@ class DvcIndex:
                     target = (lock.parent / str(out["path"])).resolve()
                     record = _from_outs({"outs": [out]}, lock.parent, target, lock, self.repo)
                     if record is not None:
-                        self._stage_outs.setdefault(target, record)
+                        outs.setdefault(target, record)
 
 
 def find_dvc_locks(repo: Path) -> list[Path]:

@@ -47,12 +47,21 @@ from ftctl.yamlio import display_path
 DATA_LISTS = ("datasets", "test_datasets", "pretraining_dataset")
 
 
-class NeedsNetwork(Exception):
+class NeedsNetwork(FtctlError):
     """Resolving this input needs the Hub, and this run may not use it (lock --check)."""
 
     def __init__(self, reason: str) -> None:
-        super().__init__(reason)
+        super().__init__(reason, hint="run `ftctl lock` where the Hub is reachable")
         self.reason = reason
+
+
+@dataclass
+class _Reads:
+    """What computing one recipe's lock read: every path (absent ones too) and the dvc.lock files."""
+
+    recipe: str
+    paths: list[Path]
+    dvc_locks: bool = False
 
 
 @dataclass
@@ -184,10 +193,8 @@ class _Resolver:
         self._trees: dict[
             Path, TreeDigest
         ] = {}  # one digest per path per run, however many recipes share it
-        self._deps: list[Path] = []  # the current recipe's
-        self._config: dict[str, Any] | None = None  # the current recipe's training config
         self.real_root = self.root.resolve()
-        self._datasets: dict[str, tuple[HfPin | LocalPin | DvcPin, list[Path], bool]] = {}
+        self._datasets: dict[str, tuple[HfPin | LocalPin | DvcPin, _Reads]] = {}
 
     @property
     def warnings(self) -> list[str]:
@@ -207,19 +214,15 @@ class _Resolver:
         old, old_text, old_problem = self._read_old(path, shown)
         keep = old if not update else None
         outcome = LockOutcome(item.name, path, shown, None, None, old, old_text, old_problem)
-        self._deps = outcome.deps = [item.path, path]
-        lookups = self.dvc_index.lock_lookups if self.dvc_index is not None else 0
+        reads = _Reads(item.name, [item.path, path])
         try:
-            outcome.new = self._build(item, keep, computed)
-            outcome.config = self._config
+            outcome.new, outcome.config = self._build(item, keep, computed, reads)
         except NeedsNetwork as signal:
             outcome.stale_reason = signal.reason
-            return outcome
         finally:
-            outcome.used_dvc_locks = (
-                self.dvc_index is not None and self.dvc_index.lock_lookups > lookups
-            )
-        outcome.text = render(outcome.new)
+            outcome.deps, outcome.used_dvc_locks = reads.paths, reads.dvc_locks
+        if outcome.new is not None:
+            outcome.text = render(outcome.new)
         return outcome
 
     def _read_old(self, path: Path, shown: str) -> tuple[Lockfile | None, str | None, str | None]:
@@ -235,32 +238,39 @@ class _Resolver:
             return None, text, exc.problems[0].render()
 
     def _build(
-        self, item: LoadedRecipe, keep: Lockfile | None, computed: dict[str, LockOutcome]
-    ) -> Lockfile:
+        self,
+        item: LoadedRecipe,
+        keep: Lockfile | None,
+        computed: dict[str, LockOutcome],
+        reads: _Reads,
+    ) -> tuple[Lockfile, dict[str, Any]]:
+        """The recipe's lock and the training config its ``recipe.digest`` is of."""
         recipe = item.recipe
         where = f"recipe {item.name}"
-        base = self._base_model(recipe.base_model, keep, computed, where)
+        base = self._base_model(recipe.base_model, keep, computed, where, reads)
         adapter = None
         if recipe.lora_model_dir is not None:
             previous = keep.lora_model_dir if keep is not None else None
-            adapter = self._model_dir(recipe.lora_model_dir, previous, f"{where}: lora_model_dir")
+            adapter = self._model_dir(
+                recipe.lora_model_dir, previous, f"{where}: lora_model_dir", reads
+            )
         inputs = []
         for list_name in DATA_LISTS:
             for index, entry in enumerate(getattr(recipe, list_name) or ()):
                 inputs.append(
-                    self._dataset(entry.path, keep, f"{where}: {list_name}[{index}].path")
+                    self._dataset(entry.path, keep, f"{where}: {list_name}[{index}].path", reads)
                 )
         pins_path = recipe.ftctl.pins or self.workspace.config.pins
-        self._deps.append(self.root / pins_path)
+        reads.paths.append(self.root / pins_path)
         pins = read_pins(self.root / pins_path, pins_path)
         trainer = {"ftctl": __version__}
-        config = self._config = training_config(recipe)
+        config = training_config(recipe)
         identities = [pin.identity() for pin in inputs]
         if recipe.deepspeed is not None:
-            identities.append({"deepspeed": self._config_file(recipe.deepspeed, where)})
+            identities.append({"deepspeed": self._config_file(recipe.deepspeed, where, reads)})
         if adapter is not None:
             identities.append({"lora_model_dir": adapter.identity()})
-        return Lockfile(
+        lock = Lockfile(
             version=1,
             recipe=RecipeEntry(
                 path=item.path.resolve().relative_to(self.real_root).as_posix(),
@@ -275,9 +285,15 @@ class _Resolver:
                 _without_refs(config), base.identity(), identities, pins.digest, trainer
             ),
         )
+        return lock, config
 
     def _base_model(
-        self, text: str, keep: Lockfile | None, computed: dict[str, LockOutcome], where: str
+        self,
+        text: str,
+        keep: Lockfile | None,
+        computed: dict[str, LockOutcome],
+        where: str,
+        reads: _Reads,
     ) -> HfPin | LocalPin | RecipePin:
         ref = parse_model_ref(text)
         if ref.kind == "recipe":
@@ -286,16 +302,16 @@ class _Resolver:
                 raise NeedsNetwork(f"its base recipe {ref.value} is not locked yet")
             return RecipePin(ref=text, source="recipe", fingerprint=upstream.new.fingerprint)
         previous = keep.base_model if keep is not None else None
-        return self._model_dir(text, previous, f"{where}: base_model")
+        return self._model_dir(text, previous, f"{where}: base_model", reads)
 
-    def _model_dir(self, text: str, previous: Any, where: str) -> HfPin | LocalPin:
+    def _model_dir(self, text: str, previous: Any, where: str, reads: _Reads) -> HfPin | LocalPin:
         """A model or adapter: a local directory by content, or a Hub repository at a commit."""
         ref = parse_model_ref(text)
         if ref.kind == "recipe":
             raise FtctlError(f"{where}: {text}: only base_model can name a recipe")
         if ref.kind == "local":
             target = resolve_path(self.root, ref.value)
-            self._deps.append(target)
+            reads.paths.append(target)
             if not target.exists():
                 raise FtctlError(f"{where} {text}: no such directory")
             digest = self._tree(target, ref.value)
@@ -306,50 +322,51 @@ class _Resolver:
                 size=digest.size,
                 nfiles=digest.nfiles,
             )
-        return self._hf_pin("model", text, ref.value, ref.revision, previous, where)
+        return self._hf_pin("model", text, ref.value, ref.revision, previous, where, reads)
 
     def _tree(self, target: Path, display: str) -> TreeDigest:
         if target not in self._trees:
             self._trees[target] = tree_digest(target, display, self.cache)
         return self._trees[target]
 
-    def _dataset(self, text: str, keep: Lockfile | None, where: str) -> HfPin | LocalPin | DvcPin:
+    def _dataset(
+        self, text: str, keep: Lockfile | None, where: str, reads: _Reads
+    ) -> HfPin | LocalPin | DvcPin:
         """A dataset's pin; a workspace path shared by many recipes is resolved and hashed once per run."""
-        lookups = self.dvc_index.lock_lookups if self.dvc_index is not None else 0
         cached = self._datasets.get(text)
-        if cached is not None:
-            pin, deps, used_locks = cached
-            self._deps.extend(deps)
-            if used_locks and self.dvc_index is not None:
-                self.dvc_index.lock_lookups += 1  # this recipe depends on the dvc.lock files too
-            if isinstance(pin, LocalPin):
-                self._note_unversioned(text, where)
-            return pin
-        start = len(self._deps)
-        pin = self._resolve_dataset(text, keep, where)
-        if not isinstance(pin, HfPin):
-            used = self.dvc_index is not None and self.dvc_index.lock_lookups > lookups
-            self._datasets[text] = (pin, self._deps[start:], used)
+        if cached is None:
+            own = _Reads(reads.recipe, [])
+            pin = self._resolve_dataset(text, keep, where, own)
+            if isinstance(pin, HfPin):  # depends on the old lock: not shared
+                reads.paths.extend(own.paths)
+                reads.dvc_locks |= own.dvc_locks
+                return pin
+            cached = self._datasets[text] = (pin, own)
+        elif isinstance(cached[0], LocalPin):
+            self._note_unversioned(text, reads.recipe)
+        pin, own = cached
+        reads.paths.extend(own.paths)
+        reads.dvc_locks |= own.dvc_locks  # this recipe depends on the dvc.lock files too
         return pin
 
-    def _note_unversioned(self, text: str, where: str) -> None:
+    def _note_unversioned(self, text: str, recipe: str) -> None:
         users = self.unversioned.setdefault(text, [])
-        recipe = where.split(":")[0].removeprefix("recipe ")
         if recipe not in users:
             users.append(recipe)
 
     def _resolve_dataset(
-        self, text: str, keep: Lockfile | None, where: str
+        self, text: str, keep: Lockfile | None, where: str, reads: _Reads
     ) -> HfPin | LocalPin | DvcPin:
         target = resolve_path(self.root, text).resolve()
-        self._deps.append(target)
+        reads.paths.append(target)
         if (
             self.dvc_index is not None
             and self.dvc_repo is not None
             and target.is_relative_to(self.dvc_repo)
         ):
-            self._deps.append(target.with_name(target.name + ".dvc"))
-            record = self.dvc_index.find(target)
+            reads.paths.append(target.with_name(target.name + ".dvc"))
+            record, used_locks = self.dvc_index.lookup(target)
+            reads.dvc_locks |= used_locks
             if record is not None:
                 if target.exists():
                     actual = workspace_md5(target, record.legacy, self.cache)
@@ -364,7 +381,7 @@ class _Resolver:
                 )
         if target.exists():
             digest = self._tree(target, text)
-            self._note_unversioned(text, where)
+            self._note_unversioned(text, reads.recipe)
             return LocalPin(
                 ref=text,
                 source="local",
@@ -382,10 +399,17 @@ class _Resolver:
         previous = None
         if keep is not None:
             previous = next((d for d in keep.datasets if d.ref == text), None)
-        return self._hf_pin("dataset", text, repo_id, revision, previous, where)
+        return self._hf_pin("dataset", text, repo_id, revision, previous, where, reads)
 
     def _hf_pin(
-        self, kind: str, text: str, repo_id: str, revision: str | None, previous: Any, where: str
+        self,
+        kind: str,
+        text: str,
+        repo_id: str,
+        revision: str | None,
+        previous: Any,
+        where: str,
+        reads: _Reads,
     ) -> HfPin:
         if isinstance(previous, HfPin) and previous.ref == text:
             return previous
@@ -395,15 +419,14 @@ class _Resolver:
             raise NeedsNetwork(f"{where} {text} is not locked to a commit yet")
         from ftctl._hf import resolve_commit
 
-        recipe = where.split(":")[0].removeprefix("recipe ")
         commit = resolve_commit(
-            "model" if kind == "model" else "dataset", repo_id, revision, recipe=recipe
+            "model" if kind == "model" else "dataset", repo_id, revision, recipe=reads.recipe
         )
         return HfPin(ref=text, source="hf", revision=commit)
 
-    def _config_file(self, text: str, where: str) -> str:
+    def _config_file(self, text: str, where: str, reads: _Reads) -> str:
         target = resolve_path(self.root, text)
-        self._deps.append(target)
+        reads.paths.append(target)
         if not target.is_file():
             raise FtctlError(
                 f"{where}: deepspeed {text}: no such file",
