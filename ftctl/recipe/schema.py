@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from ftctl import __version__
+from ftctl.errors import UsageError
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -29,7 +30,7 @@ def schema_dict(kind: str) -> dict[str, Any]:
 
         model, title = WorkspaceConfig, "ftctl workspace (ftctl.yaml)"
     else:
-        raise ValueError(f"unknown schema kind {kind!r}")
+        raise UsageError(f"unknown schema kind {kind!r}", hint="use recipe or workspace")
     body = model.model_json_schema(mode="validation")
     body["title"] = title
     body["description"] = f"{title}, as checked by ftctl {__version__}"
