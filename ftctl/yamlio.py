@@ -35,6 +35,7 @@ _MERGE_TAG = f"{_CORE}merge"
 
 Path_ = tuple[str | int, ...]
 _DECIMAL_INT = re.compile(r"^[-+]?[0-9]+$")
+_MAX_DIGITS = 4300  # sys.int_info.default_max_str_digits
 _DECIMAL_FLOAT = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
 
 
@@ -139,12 +140,24 @@ def compose(text: str, *, pure: bool = False) -> list[Node]:
     return [n for n in YAML(typ="safe", pure=pure).compose_all(text) if n is not None]
 
 
+def nesting_bound(text: str) -> int:
+    """An upper bound on how deeply ``text`` can nest (every opener counted, plus the widest line)."""
+    openers = sum(text.count(c) for c in "[{-?:")
+    return openers + max(map(len, text.splitlines()), default=0)
+
+
+# libyaml composes recursively in C: tens of thousands of nesting levels overflow the C stack
+# (a segfault, not an exception). Text that could nest this deeply goes to the Python parser,
+# whose recursion limit makes it an error; every real recipe is far below the bound.
+C_COMPOSER_SAFE = 10_000
+
+
 def parse_yaml(text: str, shown: str) -> Document:
     """Parse YAML text holding exactly one document into a :class:`Document`."""
     try:
         try:
             # libyaml (ruamel.yaml.clib) composes ~7x faster than the pure-Python parser.
-            nodes = compose(text)
+            nodes = compose(text, pure=nesting_bound(text) > C_COMPOSER_SAFE)
         except YAMLError:
             # Errors are rare: re-parse in Python for its clearer messages (tabs, context).
             nodes = compose(text, pure=True)
@@ -170,6 +183,12 @@ def parse_yaml(text: str, shown: str) -> Document:
     converter = _Converter(shown)
     data = converter.convert(nodes[0], (), 0, ())
     return Document(data, shown, converter.value_positions, converter.key_positions)
+
+
+def _excerpt(text: str, limit: int = 40) -> str:
+    """A short, escaped quote of offending text: never more of a file than that."""
+    shown = text if len(text) <= limit else text[:limit] + "..."
+    return repr(shown)
 
 
 def _one_line(text: str) -> str:
@@ -261,7 +280,22 @@ class _Converter:
             # A date-like value (a revision tag such as 2024-06-01) stays the text as written.
             return str(node.value)
         text = str(node.value)
+        try:
+            value = self._number_or_bool(node, text)
+        except (ValueError, KeyError, TypeError, ArithmeticError):
+            kind = str(node.tag).replace(_CORE, "")
+            raise ConfigError(
+                f"{_excerpt(text)} is not a valid {kind}"
+                + (f" (more than {_MAX_DIGITS} digits)" if len(text) > _MAX_DIGITS else ""),
+                location=self._loc(node),
+                hint="write a plain number, true or false, or quote the text",
+            ) from None
+        return value
+
+    def _number_or_bool(self, node: ScalarNode, text: str) -> Any:
         # Plain decimals are most numbers in a recipe; everything else goes to ruamel's constructor.
+        if len(text) > _MAX_DIGITS:  # Python refuses to convert longer digit strings
+            raise ValueError(text)
         if node.tag == f"{_CORE}int" and _DECIMAL_INT.match(text):
             return int(text)
         if node.tag == f"{_CORE}float" and _DECIMAL_FLOAT.match(text):

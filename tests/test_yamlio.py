@@ -146,3 +146,46 @@ def test_missing_file_and_directory(tmp_path: Path) -> None:
         load_yaml_file(tmp_path / "nope.yaml", "nope.yaml")
     with pytest.raises(ConfigError, match="is a directory"):
         load_yaml_file(tmp_path, "dir")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("seed: !!int abc\n", "r.yaml:1:7: 'abc' is not a valid int"),
+        ("lr: !!float x\n", "r.yaml:1:5: 'x' is not a valid float"),
+        ("flag: !!bool maybe\n", "r.yaml:1:7: 'maybe' is not a valid bool"),
+        (
+            "seed: " + "9" * 5000 + "\n",
+            "r.yaml:1:7: '" + "9" * 40 + "...' is not a valid int (more than 4300 digits)",
+        ),
+    ],
+    ids=["int", "float", "bool", "digits"],
+)
+def test_tagged_and_oversized_scalars_are_located_problems(text: str, message: str) -> None:
+    assert error_of(text).startswith(message)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a: " + "[" * 50_000 + "]" * 50_000,
+        "a: " + "- " * 300_000 + "x",
+        "{a: " * 30_000 + "1" + "}" * 30_000,
+    ],
+)
+def test_nesting_that_would_overflow_the_c_composer_is_an_error(tmp_path: Path, text: str) -> None:
+    # In a subprocess: a C stack overflow is a segfault, which would take the test runner down.
+    import subprocess
+    import sys
+
+    recipe = tmp_path / "deep.yaml"
+    recipe.write_text(text + "\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "ftctl", "validate", str(recipe)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1, proc.stderr[-500:]
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert proc.stdout.count("\n") == 1 and "deep.yaml" in proc.stdout
