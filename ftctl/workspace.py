@@ -20,7 +20,7 @@ from ftctl.errors import Problem, UsageError, ValidationFailed
 from ftctl.recipe.messages import describe_errors
 from ftctl.recipe.refs import check_hf_id
 from ftctl.recipe.types import ExecutorNameStr
-from ftctl.yamlio import display_path, load_yaml_file
+from ftctl.yamlio import load_yaml_file
 
 CONFIG_NAME = "ftctl.yaml"
 RECIPE_SUFFIXES = (".yaml", ".yml")

@@ -23,7 +23,8 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from ftctl.cache.parse import ParseCache
-from ftctl.errors import ConfigError, Location
+from ftctl.errors import ConfigError, Location, excerpt
+from ftctl.files import UnreadableInput, read_regular
 
 MAX_FILE_BYTES = 1024 * 1024
 MAX_NODES = 100_000
@@ -76,25 +77,14 @@ def display_path(path: Path, root: Path | None = None) -> str:
 
 
 def read_bytes(path: Path, shown: str) -> bytes:
-    """A YAML file's bytes, refusing missing, unreadable or oversized files."""
+    """A YAML file's bytes, refusing missing, unreadable, oversized or non-regular files."""
     try:
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_FILE_BYTES + 1)
-    except FileNotFoundError:
-        raise ConfigError("file not found", location=Location(shown)) from None
-    except IsADirectoryError:
-        raise ConfigError(
-            "is a directory, expected a YAML file", location=Location(shown)
-        ) from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read file ({exc.strerror})", location=Location(shown)) from None
-    if len(raw) > MAX_FILE_BYTES:
-        raise ConfigError(
-            f"file is larger than {MAX_FILE_BYTES // 1024} KiB",
-            location=Location(shown),
+        return read_regular(
+            path, MAX_FILE_BYTES, shown, expected="a YAML file",
             hint="a recipe is a small config; keep data in datasets, not in YAML",
-        )
-    return raw
+        )  # fmt: skip
+    except UnreadableInput as exc:
+        raise ConfigError(exc.problem.message, location=exc.problem.location, hint=exc.problem.hint) from None
 
 
 def decode_text(raw: bytes, shown: str) -> str:
@@ -183,12 +173,6 @@ def parse_yaml(text: str, shown: str) -> Document:
     converter = _Converter(shown)
     data = converter.convert(nodes[0], (), 0, ())
     return Document(data, shown, converter.value_positions, converter.key_positions)
-
-
-def _excerpt(text: str, limit: int = 40) -> str:
-    """A short, escaped quote of offending text: never more of a file than that."""
-    shown = text if len(text) <= limit else text[:limit] + "..."
-    return repr(shown)
 
 
 def _one_line(text: str) -> str:
@@ -285,7 +269,7 @@ class _Converter:
         except (ValueError, KeyError, TypeError, ArithmeticError):
             kind = str(node.tag).replace(_CORE, "")
             raise ConfigError(
-                f"{_excerpt(text)} is not a valid {kind}"
+                f"{excerpt(text)} is not a valid {kind}"
                 + (f" (more than {_MAX_DIGITS} digits)" if len(text) > _MAX_DIGITS else ""),
                 location=self._loc(node),
                 hint="write a plain number, true or false, or quote the text",

@@ -18,7 +18,8 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from ftctl.canonical import sha256_of
-from ftctl.errors import ConfigError, Location
+from ftctl.errors import ConfigError, Location, excerpt
+from ftctl.files import UnreadableInput, read_regular
 
 # Options that say where packages come from, not which: no effect on the pin set.
 _SOURCE_OPTIONS = (
@@ -32,6 +33,7 @@ _SOURCE_OPTIONS = (
     "--prefer-binary",
     "--pre",
 )
+MAX_PINS_BYTES = 4 * 1024 * 1024  # a pip-compile output with hashes for hundreds of packages
 # Training packages whose installed versions `lock --pins-from-env` records.
 TRAINING_PACKAGES = (
     "torch",
@@ -62,13 +64,20 @@ class Pins:
 
 
 def read_pins(path: Path, shown: str) -> Pins:
-    """Parse a requirements file; a missing file is an empty pin set."""
-    if not path.exists():
+    """Parse a requirements file; a missing file is an empty pin set.
+
+    Nothing of the file's content is echoed in an error beyond a short excerpt of the
+    offending token: a pins file is input, and may hold what it should not.
+    """
+    if not path.exists() and not path.is_symlink():
         return Pins(shown)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read pins ({exc})", location=Location(shown)) from None
+        raw = read_regular(path, MAX_PINS_BYTES, shown, what="pins file", hint="pins are a requirements file")
+        text = raw.decode("utf-8")
+    except UnreadableInput as exc:
+        raise ConfigError(exc.problem.message, location=exc.problem.location, hint=exc.problem.hint) from None
+    except UnicodeDecodeError:
+        raise ConfigError("pins file is not UTF-8 text", location=Location(shown)) from None
     return parse_pins(text, shown)
 
 
@@ -80,7 +89,7 @@ def parse_pins(text: str, shown: str) -> Pins:
         where = Location(shown, lineno)
         if content.startswith("-"):
             raise ConfigError(
-                f"'{content.split()[0]}' is not supported in pins",
+                f"{excerpt(content.split()[0])} is not supported in pins",
                 location=where,
                 hint="list every package with its version (pip-compile / pip freeze output)",
             )
@@ -88,9 +97,11 @@ def parse_pins(text: str, shown: str) -> Pins:
         hashes = sorted(h.strip(" =") for h in hash_parts)
         try:
             requirement = Requirement(spec.strip())
-        except InvalidRequirement as exc:
+        except InvalidRequirement:
             raise ConfigError(
-                f"not a requirement: {exc}", location=where, hint="write e.g. torch==2.13.0"
+                f"not a requirement: {excerpt(spec.strip())}",
+                location=where,
+                hint="write e.g. torch==2.13.0",
             ) from None
         if requirement.url:
             raise ConfigError("URL requirements cannot be pinned by version", location=where)
