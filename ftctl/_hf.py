@@ -1,23 +1,34 @@
 """The Hugging Face Hub, as ftctl uses it: resolve a reference to a commit.
 
-huggingface_hub reads HF_ENDPOINT and HF_TOKEN itself; this module adds
-retries with exponential backoff on 408/429/5xx, timeouts and dropped
-connections (honouring Retry-After), and turns every failure into one line
-that names the recipe, the reference and the cause. Tokens never appear in
-messages.
+huggingface_hub reads HF_ENDPOINT and HF_TOKEN itself, and its ``http_backoff``
+retries 408/429/5xx, timeouts and dropped connections with exponential backoff
+(honouring Retry-After). ``HfApi.model_info`` and ``dataset_info`` do not go
+through it (they make one request), so this module asks their endpoint through
+``http_backoff`` and keeps only the commit of the answer; the library still
+builds the headers (token, user agent) and classifies the errors
+(``hf_raise_for_status``). Every failure becomes one line that names the
+recipe, the reference and the cause; tokens never appear in messages.
 """
 
 from __future__ import annotations
 
+import math
 import os
-import time
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+from urllib.parse import quote
 
-from ftctl.errors import FtctlError
+from ftctl.errors import EnvVarError, FtctlError
 
-RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+if TYPE_CHECKING:
+    import httpx2
+
+RETRY_STATUS = (408, 429, 500, 502, 503, 504)
+COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
+NETWORK_HINT = "check the network (and HF_ENDPOINT); a lock that is already complete needs none"
 Kind = Literal["model", "dataset"]
 
 
@@ -30,14 +41,68 @@ class RetryPolicy:
 
 
 def default_policy() -> RetryPolicy:
-    timeout = float(os.environ.get("FTCTL_HF_TIMEOUT", "20"))
-    attempts = int(os.environ.get("FTCTL_HF_ATTEMPTS", "5"))
-    base = float(os.environ.get("FTCTL_HF_BACKOFF", "0.5"))
-    return RetryPolicy(attempts=attempts, base_delay=base, timeout=timeout)
+    """The policy, with FTCTL_HF_ATTEMPTS, FTCTL_HF_BACKOFF and FTCTL_HF_TIMEOUT applied."""
+    defaults = RetryPolicy()
+    attempts = _env_number(
+        "FTCTL_HF_ATTEMPTS", defaults.attempts, int, lambda n: n >= 1, "a whole number, 1 or more"
+    )
+    base = _env_number(
+        "FTCTL_HF_BACKOFF", defaults.base_delay, float, lambda n: n >= 0, "a number of seconds"
+    )
+    timeout = _env_number(
+        "FTCTL_HF_TIMEOUT", defaults.timeout, float, lambda n: n > 0, "a number of seconds above 0"
+    )
+    return RetryPolicy(attempts=int(attempts), base_delay=base, timeout=timeout)
+
+
+def _env_number(
+    name: str,
+    default: float,
+    parse: Callable[[str], float],
+    valid: Callable[[float], bool],
+    expected: str,
+) -> float:
+    text = os.environ.get(name, "")
+    if not text.strip():
+        return default
+    try:
+        value = parse(text.strip())
+    except ValueError:
+        raise EnvVarError(name, text, expected, f"{default:g}") from None
+    if not math.isfinite(value) or not valid(value):
+        raise EnvVarError(name, text, expected, f"{default:g}")
+    return value
+
+
+@dataclass(frozen=True)
+class HubRef:
+    """A Hub repository (and revision) one recipe refers to."""
+
+    recipe: str
+    kind: Kind
+    repo_id: str
+    revision: str | None
+
+    def __str__(self) -> str:
+        ref = f"{self.repo_id}@{self.revision}" if self.revision else self.repo_id
+        return f"recipe {self.recipe}: {self.kind} {ref}"
+
+    def api_url(self, endpoint: str) -> str:
+        """The URL ``HfApi.model_info`` / ``dataset_info`` ask."""
+        url = f"{endpoint}/api/{self.kind}s/{self.repo_id}"
+        return url if self.revision is None else f"{url}/revision/{quote(self.revision, safe='')}"
 
 
 class HubError(FtctlError):
-    """The Hub could not resolve a reference."""
+    """The Hub could not resolve a reference: ``ref``, ``reason`` and the HTTP ``status`` if any."""
+
+    def __init__(
+        self, ref: HubRef, reason: str, *, hint: str | None = None, status: int | None = None
+    ) -> None:
+        self.ref = ref
+        self.reason = reason
+        self.status = status
+        super().__init__(f"{ref}: {reason}", hint=hint)
 
 
 def resolve_commit(
@@ -47,86 +112,148 @@ def resolve_commit(
     *,
     recipe: str,
     policy: RetryPolicy | None = None,
-    sleep: Callable[[float], None] = time.sleep,
 ) -> str:
     """The 40-hex commit ``revision`` (default: main) of a Hub model or dataset points at."""
-    from huggingface_hub import HfApi
+    import httpx2
+    from huggingface_hub import constants
+    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
+
+    # Public helpers of huggingface_hub.utils; its lazy facade hides them from mypy.
+    from huggingface_hub.utils import (  # type: ignore[attr-defined]
+        build_hf_headers,
+        hf_raise_for_status,
+        http_backoff,
+    )
+
+    policy = policy or default_policy()
+    ref = HubRef(recipe, kind, repo_id, revision)
+    try:
+        with _library_quiet():
+            response = http_backoff(
+                "GET",
+                ref.api_url(constants.ENDPOINT),
+                headers=build_hf_headers(),
+                timeout=policy.timeout,
+                max_retries=policy.attempts - 1,
+                base_wait_time=policy.base_delay,
+                max_wait_time=policy.max_delay,
+                retry_on_exceptions=_retried(),
+                retry_on_status_codes=RETRY_STATUS,
+            )
+            hf_raise_for_status(response)
+    except (HfHubHTTPError, OfflineModeIsEnabled, httpx2.HTTPError, httpx2.InvalidURL) as exc:
+        raise explain(ref, exc, policy.attempts) from None
+    return _commit_of(ref, response)
+
+
+def _retried() -> tuple[type[Exception], ...]:
+    """The failures worth another attempt: those huggingface_hub retries by default."""
+    import httpx2
+
+    return (httpx2.TimeoutException, httpx2.NetworkError, httpx2.RemoteProtocolError)
+
+
+@contextmanager
+def _library_quiet() -> Iterator[None]:
+    """http_backoff logs every retry as a warning; ftctl reports the outcome in one line."""
+    import logging
+
+    from huggingface_hub.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity(logging.ERROR)
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+
+
+def _commit_of(ref: HubRef, response: httpx2.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    sha = body.get("sha") if isinstance(body, dict) else None
+    if not isinstance(sha, str) or not COMMIT_RE.match(sha.lower()):
+        raise HubError(ref, "the Hub returned no commit for it")
+    return sha.lower()
+
+
+def explain(ref: HubRef, exc: Exception, attempts: int) -> HubError:
+    """The one-line error for a failure of asking the Hub about ``ref``."""
+    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
+
+    if isinstance(exc, HfHubHTTPError):
+        return _explain_status(ref, exc, attempts)
+    if isinstance(exc, OfflineModeIsEnabled):
+        return HubError(
+            ref,
+            "HF_HUB_OFFLINE is set, so the Hub cannot be asked",
+            hint="unset HF_HUB_OFFLINE, or pin the reference to a 40-hex commit",
+        )
+    if isinstance(exc, _retried()):
+        return HubError(
+            ref,
+            f"no answer from the Hub ({type(exc).__name__}) after {attempts} attempts",
+            hint=NETWORK_HINT,
+        )
+    return HubError(ref, f"no answer from the Hub ({type(exc).__name__})", hint=NETWORK_HINT)
+
+
+def _explain_status(ref: HubRef, exc: Exception, attempts: int) -> HubError:
     from huggingface_hub.errors import (
         GatedRepoError,
-        HfHubHTTPError,
         RepositoryNotFoundError,
         RevisionNotFoundError,
     )
-    from huggingface_hub.utils import _http
 
-    policy = policy or default_policy()
-    ref = f"{repo_id}@{revision}" if revision else repo_id
-    where = f"recipe {recipe}: {kind} {ref}"
-    api = HfApi()
-    transient = _http._DEFAULT_RETRY_ON_EXCEPTIONS  # httpx2 timeouts, network and protocol errors
-    last = ""
-    for attempt in range(policy.attempts):
-        delay = min(policy.max_delay, policy.base_delay * 2**attempt)
-        try:
-            getter = api.model_info if kind == "model" else api.dataset_info
-            info = getter(repo_id, revision=revision, timeout=policy.timeout)
-        except RevisionNotFoundError:
-            raise HubError(
-                f"{where}: revision '{revision}' does not exist",
-                hint="name an existing branch, tag or commit",
-            ) from None
-        except GatedRepoError:
-            raise HubError(
-                f"{where}: access is gated (401/403)",
-                hint="accept the model's terms on the Hub and set HF_TOKEN",
-            ) from None
-        except RepositoryNotFoundError as exc:
-            status = _status(exc)
-            if status == 401:
-                raise HubError(
-                    f"{where}: not found or private (401 Unauthorized)",
-                    hint="check the name; for a private repository set HF_TOKEN",
-                ) from None
-            raise HubError(
-                f"{where}: repository not found (404)",
-                hint="check the name (and HF_ENDPOINT if you use a mirror)",
-            ) from None
-        except HfHubHTTPError as exc:
-            status = _status(exc)
-            if status == 401 or status == 403:
-                raise HubError(
-                    f"{where}: not authorized ({status})",
-                    hint="set HF_TOKEN to a token that can read it",
-                ) from None
-            if status not in RETRY_STATUS:
-                raise HubError(f"{where}: the Hub answered {status}") from None
-            last = f"the Hub answered {status}"
-            delay = max(delay, _retry_after(exc))
-        except transient as exc:
-            last = f"no answer from the Hub ({type(exc).__name__})"
-        else:
-            sha = getattr(info, "sha", None)
-            if not isinstance(sha, str) or len(sha) != 40:
-                raise HubError(f"{where}: the Hub returned no commit for it")
-            return sha.lower()
-        if attempt + 1 < policy.attempts:
-            sleep(delay)
-    raise HubError(
-        f"{where}: {last} after {policy.attempts} attempts",
-        hint="check the network (and HF_ENDPOINT); a lock that is already complete needs none",
-    )
+    status = _status(exc)
+    if isinstance(exc, RevisionNotFoundError):
+        return HubError(
+            ref,
+            f"revision '{ref.revision}' does not exist",
+            hint="name an existing branch, tag or commit",
+            status=status,
+        )
+    if isinstance(exc, GatedRepoError):
+        return HubError(
+            ref,
+            "access is gated (401/403)",
+            hint="accept the model's terms on the Hub and set HF_TOKEN",
+            status=status,
+        )
+    if isinstance(exc, RepositoryNotFoundError):
+        if status == 401:
+            return HubError(
+                ref,
+                "not found or private (401 Unauthorized)",
+                hint="check the name; for a private repository set HF_TOKEN",
+                status=status,
+            )
+        return HubError(
+            ref,
+            "repository not found (404)",
+            hint="check the name (and HF_ENDPOINT if you use a mirror)",
+            status=status,
+        )
+    if status in (401, 403):
+        return HubError(
+            ref,
+            f"not authorized ({status})",
+            hint="set HF_TOKEN to a token that can read it",
+            status=status,
+        )
+    if status in RETRY_STATUS:
+        return HubError(
+            ref,
+            f"the Hub answered {status} after {attempts} attempts",
+            hint=NETWORK_HINT,
+            status=status,
+        )
+    return HubError(ref, f"the Hub answered {status}", status=status)
 
 
 def _status(exc: Exception) -> int | None:
     response = getattr(exc, "response", None)
     status = getattr(response, "status_code", None)
     return status if isinstance(status, int) else None
-
-
-def _retry_after(exc: Exception) -> float:
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None) or {}
-    try:
-        return min(30.0, float(headers.get("Retry-After", 0)))
-    except (TypeError, ValueError):
-        return 0.0

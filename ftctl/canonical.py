@@ -2,7 +2,7 @@
 
 Canonical: sorted keys, no whitespace, UTF-8, no NaN/Infinity. Strict
 reading rejects duplicate keys and NaN/Infinity, so two parsers can never
-disagree about what a signed document says (REFERENCE section 3).
+disagree about what a signed document says.
 """
 
 from __future__ import annotations
@@ -11,9 +11,15 @@ import hashlib
 import json
 from typing import Any
 
+from ftctl.errors import FtctlError
 
-class JSONError(ValueError):
-    """Malformed or ambiguous JSON."""
+
+class JSONError(FtctlError):
+    """Malformed or ambiguous JSON; ``reason`` says what is wrong (the message, no path)."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
 
 
 def canonical_json(value: Any) -> bytes:
@@ -58,7 +64,5 @@ def strict_loads(data: bytes | str) -> Any:
     """Parse JSON, refusing duplicate keys and NaN/Infinity."""
     try:
         return json.loads(data, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
-    except JSONError:
-        raise
-    except (ValueError, UnicodeDecodeError) as exc:
+    except ValueError as exc:  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise JSONError(str(exc)) from None

@@ -95,6 +95,19 @@ class UsageError(FtctlError):
     """The command line asks for something that cannot be done."""
 
 
+class EnvVarError(FtctlError):
+    """An environment variable ftctl reads holds a value it cannot use."""
+
+    def __init__(self, variable: str, value: str, expected: str, example: str) -> None:
+        self.variable = variable
+        self.value = value
+        self.expected = expected
+        super().__init__(
+            f"{variable}={value!r} is not {expected}",
+            hint=f"write e.g. {variable}={example}, or unset it",
+        )
+
+
 @dataclass
 class ProblemList:
     """Problems collected while checking several things, reported together."""
@@ -132,3 +145,9 @@ class ValidationFailed(ConfigError):
 
     def __str__(self) -> str:
         return "\n".join(p.render() for p in self._problems)
+
+
+def excerpt(text: str, limit: int = 40) -> str:
+    """A short, escaped quote of offending input: never more of a file than this."""
+    shown = text if len(text) <= limit else text[:limit] + "..."
+    return repr(shown)

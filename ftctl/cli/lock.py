@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from ftctl.cli.options import importing
 from ftctl.errors import UsageError
-from ftctl.render.terminal import echo
+from ftctl.render.terminal import echo, info, warn
+
+if TYPE_CHECKING:
+    from ftctl.lock.resolve import LockReport
+    from ftctl.workspace import Workspace
 
 
 @click.command()
@@ -37,17 +42,12 @@ def lock(names: tuple[str, ...], update: bool, check: bool, pins_from_env: bool)
     with importing():
         from ftctl.cache.parse import ParseCache
         from ftctl.cache.stat import StatCache
-        from ftctl.lock.resolve import compute_locks, load_workspace_recipes, write_locks
-        from ftctl.render.lock import render_check, render_written
+        from ftctl.lock.resolve import compute_locks, load_workspace_recipes
         from ftctl.workspace import discover_existing
 
     workspace = discover_existing(Path.cwd())
     if pins_from_env:
-        from ftctl.files import write_atomic
-        from ftctl.lock.pins import pins_from_environment
-
-        write_atomic(workspace.root / workspace.config.pins, pins_from_environment())
-        echo(f"wrote {workspace.config.pins}", stderr=True)
+        _write_pins(workspace)
     parsed = ParseCache.of(workspace.root)
     recipes = load_workspace_recipes(workspace, parsed)
     cache = StatCache.of(workspace.root)
@@ -63,14 +63,37 @@ def lock(names: tuple[str, ...], update: bool, check: bool, pins_from_env: bool)
     cache.save()
     parsed.save()
     for warning in report.warnings:
-        echo(f"ftctl: warning: {warning}", stderr=True)
+        warn(warning)
     if check:
-        lines, stale = render_check(report)
-        for line in lines:
-            echo(line)
-        if stale:
-            raise SystemExit(1)
-        return
+        _check(report)
+    else:
+        _write(report)
+
+
+def _write_pins(workspace: Workspace) -> None:
+    from ftctl.files import write_atomic
+    from ftctl.lock.pins import pins_from_environment
+
+    write_atomic(workspace.root / workspace.config.pins, pins_from_environment())
+    info(f"wrote {workspace.config.pins}")
+
+
+def _check(report: LockReport) -> None:
+    """``--check``: what is stale on stdout, exit 1 if anything is."""
+    from ftctl.render.lock import render_check
+
+    lines, stale = render_check(report)
+    for line in lines:
+        echo(line)
+    if stale:
+        raise SystemExit(1)
+
+
+def _write(report: LockReport) -> None:
+    """Write the locks that changed; what was written on stderr."""
+    from ftctl.lock.resolve import write_locks
+    from ftctl.render.lock import render_written
+
     written, removed = write_locks(report)
     for line in render_written(report, written, removed):
-        echo(line, stderr=True)
+        info(line)

@@ -8,7 +8,7 @@ import click
 
 from ftctl.cli.options import importing, json_option, workspace_trust
 from ftctl.errors import UsageError
-from ftctl.render.terminal import echo
+from ftctl.render.terminal import echo, info, warn
 
 
 @click.command()
@@ -23,9 +23,9 @@ def keygen(name: str, out: Path | None) -> None:
 
     result = make_key(name, discover(Path.cwd()).root, out)
     echo(result.keyid)
-    echo(f"private key {result.private_path} (mode 0600; keep it out of git)", stderr=True)
-    echo(f"public key  {result.public_path} (commit it: it is what verifiers trust)", stderr=True)
-    echo(f"sign with: export FTCTL_SIGNING_KEY={result.private_path}", stderr=True)
+    info(f"private key {result.private_path} (mode 0600; keep it out of git)")
+    info(f"public key  {result.public_path} (commit it: it is what verifiers trust)")
+    info(f"sign with: export FTCTL_SIGNING_KEY={result.private_path}")
 
 
 @click.command()
@@ -56,10 +56,7 @@ def attest(run_dir: Path, name: str) -> None:
     path, statement = build_and_sign(workspace, recipes[name], outcome.old, outcome.path, run, key)
     echo(str(path.relative_to(workspace.root)))
     if not statement.predicate.buildDefinition.internalParameters.committed:
-        echo(
-            "ftctl: warning: the recipe or lock is not committed; `ftctl audit` will fail this manifest",
-            stderr=True,
-        )
+        warn("the recipe or lock is not committed; `ftctl audit` will fail this manifest")
 
 
 @click.command()
@@ -72,10 +69,8 @@ def attest(run_dir: Path, name: str) -> None:
 @json_option()
 def verify(manifest: Path, artifacts: Path | None, as_json: bool) -> None:
     """Verify a manifest's signature, trust and shape (and with --artifacts, the files)."""
-    import json
-
     from ftctl.provenance.manifest import ManifestError, verify_artifacts, verify_file
-    from ftctl.render.manifest import summary
+    from ftctl.render.manifest import verify_failed_json, verify_json, verify_line
 
     _, trusted = workspace_trust()
     try:
@@ -84,26 +79,11 @@ def verify(manifest: Path, artifacts: Path | None, as_json: bool) -> None:
             verify_artifacts(verified, artifacts)
     except ManifestError as exc:
         if as_json:
-            click.echo(
-                json.dumps({"ok": False, "manifest": str(manifest), "reason": exc.problem.message})
-            )
+            echo(verify_failed_json(manifest, exc))
         else:
-            echo(f"FAILED {exc.problem.message}", stderr=True)
+            info(f"FAILED {exc.problem.message}")
         raise SystemExit(1) from None
-    info = summary(verified)
-    if as_json:
-        click.echo(
-            json.dumps(
-                {"ok": True, **info, "artifacts": str(artifacts) if artifacts else None},
-                sort_keys=True,
-            )
-        )
-        return
-    checked = f"; {len(info['subjects'])} files in {artifacts} match" if artifacts else ""
-    echo(
-        f"OK {info['manifest']}: recipe {info['recipe']}, fingerprint {info['fingerprint'][7:19]}, "
-        f"signed by {', '.join(k[:12] for k in info['keyids'])}{checked}"
-    )
+    echo(verify_json(verified, artifacts) if as_json else verify_line(verified, artifacts))
 
 
 @click.command()
@@ -137,31 +117,14 @@ def log_command(name: str) -> None:
 @json_option("Print the results as JSON.")
 def audit_command(as_json: bool) -> None:
     """Check every manifest: signature, trust, and the recipe and lock at the recorded commit."""
-    import json
-
     from ftctl.provenance.audit import audit as run_audit
-    from ftctl.render.manifest import AUDIT_HEADERS, audit_rows, audit_summary
+    from ftctl.render.manifest import AUDIT_HEADERS, audit_json, audit_rows, audit_summary
     from ftctl.render.terminal import table
 
     root, trusted = workspace_trust()
     rows = run_audit(root, trusted)
     if as_json:
-        click.echo(
-            json.dumps(
-                [
-                    {
-                        "manifest": str(r.path.relative_to(root)),
-                        "recipe": r.recipe,
-                        "fingerprint": r.fingerprint,
-                        "finishedOn": r.finished_on,
-                        "ok": r.ok,
-                        "reason": r.reason,
-                    }
-                    for r in rows
-                ],
-                indent=2,
-            )
-        )
+        echo(audit_json(root, rows))
     else:
         table(AUDIT_HEADERS, audit_rows(rows))
         echo(audit_summary(rows))

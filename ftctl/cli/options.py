@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from ftctl.errors import Problem
-from ftctl.render.terminal import echo, escape
+from ftctl.render.terminal import echo, escape, use_styles
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -44,8 +44,11 @@ def importing() -> Iterator[None]:
 
 
 def render_problem(problem: Problem) -> None:
+    """One problem of `validate` on stdout: ``file:line:col: key: message; hint``."""
     line = problem.render()
-    if problem.location is not None:
+    if not use_styles():
+        echo(line)
+    elif problem.location is not None:
         head = str(problem.location)
         rest = line[len(head) :]
         echo(line, markup=f"[bold]{escape(head)}[/bold][red]{escape(rest)}[/red]")

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from ftctl.cli.options import importing, json_option
 from ftctl.errors import UsageError
-from ftctl.render.terminal import echo
+from ftctl.render.terminal import echo, info, use_styles, warn
+
+if TYPE_CHECKING:
+    from ftctl.plan.planner import Plan
 
 
 @click.command()
@@ -46,25 +49,18 @@ def plan(
     detailed_exitcode: bool,
 ) -> None:
     """Show which trainings must run, and why (offline, nothing is written but --out)."""
-    import json
-
     with importing():
         from ftctl.plan.inputs import gather
         from ftctl.plan.planner import make_plan
         from ftctl.plan.saved import save_plan
-        from ftctl.render.plan import markdown, terminal_lines, to_json
+        from ftctl.render.plan import to_json
         from ftctl.workspace import discover_existing
 
     if as_json and as_markdown:
         raise UsageError("choose one of --json and --markdown")
     workspace = discover_existing(Path.cwd())
     inputs = gather(workspace)
-    known = set(inputs.desired) | set(inputs.recorded)
-    for name in (*targets, *replace):
-        if name not in known:
-            from ftctl.recipe.messages import did_you_mean
-
-            raise UsageError(f"no recipe named '{name}'", hint=did_you_mean(name, sorted(known)))
+    _check_names((*targets, *replace), set(inputs.desired) | set(inputs.recorded))
     result = make_plan(
         inputs.desired,
         inputs.recorded,
@@ -81,14 +77,31 @@ def plan(
         stat = StatCache.of(workspace.root)
         save_plan(out, workspace, to_json(result), input_digests(workspace, stat))
         stat.save()
-    if as_json:
-        click.echo(json.dumps(to_json(result), indent=2, sort_keys=True))
-    elif as_markdown:
-        click.echo(markdown(result), nl=False)
-    else:
-        for text, markup in terminal_lines(result, styled=sys.stdout.isatty()):
-            echo(text, markup=markup)
+    _show(result, as_json=as_json, as_markdown=as_markdown)
     if out is not None:
-        echo(f"saved the plan to {out}; `ftctl apply {out}` applies exactly this plan", stderr=True)
+        info(f"saved the plan to {out}; `ftctl apply {out}` applies exactly this plan")
     if detailed_exitcode and result.has_changes:
         raise SystemExit(2)
+
+
+def _check_names(names: tuple[str, ...], known: set[str]) -> None:
+    for name in names:
+        if name not in known:
+            from ftctl.recipe.messages import did_you_mean
+
+            raise UsageError(f"no recipe named '{name}'", hint=did_you_mean(name, sorted(known)))
+
+
+def _show(result: Plan, *, as_json: bool, as_markdown: bool) -> None:
+    """The plan on stdout; on a terminal its warnings go to stderr, in JSON and Markdown they are part of it."""
+    from ftctl.render.plan import json_text, markdown, terminal_lines
+
+    if as_json:
+        echo(json_text(result))
+    elif as_markdown:
+        echo(markdown(result), nl=False)
+    else:
+        for warning in result.warnings:
+            warn(warning)
+        for text, markup in terminal_lines(result, styled=use_styles()):
+            echo(text, markup=markup)

@@ -8,7 +8,7 @@ import click
 
 from ftctl.cli.options import importing, render_problem
 from ftctl.errors import UsageError
-from ftctl.render.terminal import echo
+from ftctl.render.terminal import echo, info
 
 
 @click.command()
@@ -23,10 +23,9 @@ def validate(paths: tuple[Path, ...]) -> None:
         render_problem(problem)
     if report.problems:
         count = len(report.problems)
-        echo(
+        info(
             f"{count} problem{'s' if count != 1 else ''} in {report.failed_files} of "
-            f"{len(report.checked)} file{'s' if len(report.checked) != 1 else ''}",
-            stderr=True,
+            f"{len(report.checked)} file{'s' if len(report.checked) != 1 else ''}"
         )
         raise SystemExit(1)
     if not report.checked:
@@ -45,7 +44,7 @@ def schema(kind: str) -> None:
     with importing():
         from ftctl.recipe.schema import json_schema
 
-    click.echo(json_schema(kind))
+    echo(json_schema(kind))
 
 
 @click.command()
@@ -57,5 +56,5 @@ def init(directory: Path | None) -> None:
     target = directory if directory is not None else Path.cwd()
     for path, created in scaffold(target):
         state = "created" if created else "kept   "
-        echo(f"{state} {path}", stderr=True)
-    echo(f"Initialized ftctl workspace in {target}. Next: ftctl validate", stderr=True)
+        info(f"{state} {path}")
+    info(f"Initialized ftctl workspace in {target}. Next: ftctl validate")

@@ -16,13 +16,18 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from ftctl.canonical import JSONError, canonical_json, strict_loads
+from ftctl.errors import FtctlError
 from ftctl.provenance.keys import keyid as keyid_of
 
 INTOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 
 
-class EnvelopeError(ValueError):
-    """The envelope is malformed or its signatures do not verify."""
+class EnvelopeError(FtctlError):
+    """The envelope is malformed or its signatures do not verify; ``reason`` says which."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
 
 
 def pae(payload_type: str, body: bytes) -> bytes:
@@ -52,18 +57,23 @@ class Verified:
     keyids: tuple[str, ...]  # trusted keys that verified, each once
 
 
-def verify(
-    envelope_bytes: bytes,
-    trusted: dict[str, Ed25519PublicKey],
-    *,
-    payload_type: str = INTOTO_PAYLOAD_TYPE,
-    threshold: int = 1,
-) -> Verified:
-    """Check an envelope against trusted keys; raises EnvelopeError with the reason."""
+@dataclass(frozen=True)
+class Envelope:
+    """A parsed, not yet verified envelope."""
+
+    payload: bytes
+    signatures: list[object]
+
+
+def parse(envelope_bytes: bytes, payload_type: str = INTOTO_PAYLOAD_TYPE) -> Envelope:
+    """The envelope's decoded payload and its signature entries; raises EnvelopeError.
+
+    Nothing is verified: use it to compare payloads, and :func:`verify` to trust one.
+    """
     try:
         envelope = strict_loads(envelope_bytes)
     except JSONError as exc:
-        raise EnvelopeError(f"the envelope is not valid JSON ({exc})") from None
+        raise EnvelopeError(f"the envelope is not valid JSON ({exc.reason})") from None
     if not isinstance(envelope, dict) or set(envelope) != {"payloadType", "payload", "signatures"}:
         raise EnvelopeError("not a DSSE envelope (expected payloadType, payload, signatures)")
     if envelope["payloadType"] != payload_type:
@@ -80,9 +90,22 @@ def verify(
     signatures = envelope["signatures"]
     if not isinstance(signatures, list) or not signatures:
         raise EnvelopeError("the envelope has no signatures")
+    return Envelope(body, signatures)
+
+
+def verify(
+    envelope_bytes: bytes,
+    trusted: dict[str, Ed25519PublicKey],
+    *,
+    payload_type: str = INTOTO_PAYLOAD_TYPE,
+    threshold: int = 1,
+) -> Verified:
+    """Check an envelope against trusted keys; raises EnvelopeError with the reason."""
+    envelope = parse(envelope_bytes, payload_type)
+    body = envelope.payload
     message = pae(payload_type, body)
     accepted: list[str] = []
-    for entry in signatures:
+    for entry in envelope.signatures:
         if not isinstance(entry, dict) or not isinstance(entry.get("sig"), str):
             raise EnvelopeError("a signature entry is malformed")
         try:

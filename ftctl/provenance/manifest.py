@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pydantic import ValidationError
 
 from ftctl.canonical import JSONError, canonical_json, strict_loads
@@ -25,7 +25,16 @@ SUFFIX = ".intoto.json"
 
 
 class ManifestError(FtctlError):
-    """A manifest that must not be trusted, with the reason."""
+    """A manifest (or run directory) that must not be trusted: ``path`` and ``reason``.
+
+    The message is ``f"{path}: {reason}"``; callers that show the path their own
+    way use ``reason``.
+    """
+
+    def __init__(self, path: Path | str, reason: str) -> None:
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
 
 
 @dataclass(frozen=True)
@@ -47,10 +56,7 @@ def write_manifest(root: Path, statement: Statement, envelope: bytes) -> Path:
     return path
 
 
-def sign_statement(statement: Statement, key: object) -> bytes:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    assert isinstance(key, Ed25519PrivateKey)
+def sign_statement(statement: Statement, key: Ed25519PrivateKey) -> bytes:
     return dsse.sign(canonical_json(statement.to_json()), key)
 
 
@@ -61,17 +67,18 @@ def verify_bytes(
     try:
         verified = dsse.verify(data, trusted, threshold=threshold)
     except dsse.EnvelopeError as exc:
-        raise ManifestError(f"{path}: {exc}") from None
+        raise ManifestError(path, exc.reason) from None
     try:
         body = strict_loads(verified.payload)
     except JSONError as exc:
-        raise ManifestError(f"{path}: the signed statement is not valid JSON ({exc})") from None
+        reason = f"the signed statement is not valid JSON ({exc.reason})"
+        raise ManifestError(path, reason) from None
     try:
         statement = Statement.model_validate(body)
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         where = ".".join(str(p) for p in first["loc"])
-        raise ManifestError(f"{path}: not an ftctl statement: {where}: {first['msg']}") from None
+        raise ManifestError(path, f"not an ftctl statement: {where}: {first['msg']}") from None
     return VerifiedManifest(path, statement, verified.keyids, verified.payload)
 
 
@@ -81,18 +88,18 @@ def verify_file(
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise ManifestError(f"{path}: cannot be read ({exc.strerror})") from None
+        raise ManifestError(path, f"cannot be read ({exc.strerror})") from None
     return verify_bytes(data, trusted, path, threshold)
 
 
 def verify_artifacts(manifest: VerifiedManifest, directory: Path) -> None:
     """Every subject present with its digest, nothing else, no symlink out; else ManifestError."""
     if not directory.is_dir():
-        raise ManifestError(f"{directory}: no such directory")
+        raise ManifestError(directory, "no such directory")
     try:
         actual = artifact_digests(directory)
     except FtctlError as exc:
-        raise ManifestError(str(exc)) from None
+        raise ManifestError(directory, exc.problem.render()) from None
     expected = {s.name: s.digest["sha256"] for s in manifest.statement.subject}
     problems = []
     for name, digest in sorted(expected.items()):
@@ -105,14 +112,19 @@ def verify_artifacts(manifest: VerifiedManifest, directory: Path) -> None:
     )
     copy = directory / PROVENANCE_DIR / "provenance.intoto.json"
     if copy.is_file():
-        try:
-            embedded = strict_loads(copy.read_bytes())
-            payload = embedded.get("payload") if isinstance(embedded, dict) else None
-        except (OSError, JSONError):
-            payload = None
-        import base64
-
-        if payload is None or base64.b64decode(payload) != manifest.payload:
-            problems.append(f"{PROVENANCE_DIR}/provenance.intoto.json records another run")
+        problem = _embedded_copy_problem(copy, manifest.payload)
+        if problem is not None:
+            problems.append(f"{PROVENANCE_DIR}/provenance.intoto.json {problem}")
     if problems:
-        raise ManifestError(f"{directory}: " + "; ".join(problems))
+        raise ManifestError(directory, "; ".join(problems))
+
+
+def _embedded_copy_problem(copy: Path, payload: bytes) -> str | None:
+    """Why the run directory's own copy of its manifest is not this manifest, or None."""
+    try:
+        embedded = dsse.parse(copy.read_bytes())
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror})"
+    except dsse.EnvelopeError as exc:
+        return f"is not a manifest: {exc.reason}"
+    return None if embedded.payload == payload else "records another run"

@@ -16,8 +16,8 @@ def render_written(
 ) -> list[str]:
     lines = []
     for outcome in report.outcomes:
-        assert outcome.new is not None  # write_locks refused otherwise
-        fp = outcome.new.fingerprint.removeprefix("sha256:")[:12]
+        written_lock = outcome.new or outcome.old  # write_locks refuses a lock it could not compute
+        fp = written_lock.fingerprint.removeprefix("sha256:")[:12] if written_lock else "-"
         state = "locked  " if outcome in written else "unchanged"
         lines.append(f"{state} {outcome.name} ({fp})")
     lines.extend(f"removed  {display_path(path)} (its recipe was deleted)" for path in removed)

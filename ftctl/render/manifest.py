@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from ftctl.provenance.audit import AuditRow
-from ftctl.provenance.manifest import VerifiedManifest
+from ftctl.provenance.manifest import ManifestError, VerifiedManifest
 from ftctl.provenance.records import RecipeRecords
 from ftctl.yamlio import display_path
 
@@ -27,6 +29,27 @@ def summary(manifest: VerifiedManifest) -> dict[str, Any]:
         "dependencies": {d.name or "": d.uri or "" for d in definition.resolvedDependencies},
         "metrics": metrics(manifest),
     }
+
+
+def verify_line(manifest: VerifiedManifest, artifacts: Path | None) -> str:
+    """``verify``'s one line: ``OK <manifest>: recipe ..., fingerprint ..., signed by ...``."""
+    info = summary(manifest)
+    checked = f"; {len(info['subjects'])} files in {artifacts} match" if artifacts else ""
+    return (
+        f"OK {info['manifest']}: recipe {info['recipe']}, fingerprint {info['fingerprint'][7:19]}, "
+        f"signed by {', '.join(k[:12] for k in info['keyids'])}{checked}"
+    )
+
+
+def verify_json(manifest: VerifiedManifest, artifacts: Path | None) -> str:
+    """``verify --json`` when the manifest (and its files) verified."""
+    body = {"ok": True, **summary(manifest), "artifacts": str(artifacts) if artifacts else None}
+    return json.dumps(body, sort_keys=True)
+
+
+def verify_failed_json(manifest: Path, exc: ManifestError) -> str:
+    """``verify --json`` when it did not: the manifest and the whole message."""
+    return json.dumps({"ok": False, "manifest": str(manifest), "reason": exc.problem.message})
 
 
 def metrics(manifest: VerifiedManifest) -> dict[str, Any]:
@@ -109,6 +132,24 @@ def audit_rows(rows: list[AuditRow]) -> list[list[str]]:
         ]
         for row in rows
     ]
+
+
+def audit_json(root: Path, rows: list[AuditRow]) -> str:
+    """``audit --json``: one object per manifest, paths relative to the workspace."""
+    return json.dumps(
+        [
+            {
+                "manifest": str(r.path.relative_to(root)),
+                "recipe": r.recipe,
+                "fingerprint": r.fingerprint,
+                "finishedOn": r.finished_on,
+                "ok": r.ok,
+                "reason": r.reason,
+            }
+            for r in rows
+        ],
+        indent=2,
+    )
 
 
 def audit_summary(rows: list[AuditRow]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from ftctl import __version__
@@ -49,7 +50,10 @@ def reason_line(reason: Reason) -> str:
 
 
 def terminal_lines(plan: Plan, styled: bool = True) -> list[tuple[str, str | None]]:
-    """(plain text, rich markup) for each line; no markup (and no rich import) unless ``styled``."""
+    """(plain text, rich markup) for each line; no markup (and no rich import) unless ``styled``.
+
+    The plan's warnings are not among them: the CLI prints them to stderr (``ftctl: warning:``).
+    """
 
     def style(text: str, tag: str | None = None) -> str | None:
         if not styled:
@@ -59,9 +63,6 @@ def terminal_lines(plan: Plan, styled: bool = True) -> list[tuple[str, str | Non
         return f"[{tag}]{escape(text)}[/{tag}]" if tag else escape(text)
 
     lines: list[tuple[str, str | None]] = []
-    for warning in plan.warnings:
-        text = f"warning: {warning}"
-        lines.append((text, style(text, "yellow")))
     changed = [c for c in plan.changes if c.action != "no-op"]
     if changed:
         text = "ftctl will perform these actions:"
@@ -85,6 +86,11 @@ def terminal_lines(plan: Plan, styled: bool = True) -> list[tuple[str, str | Non
     lines.append(("", None))
     lines.append((plan.summary(), style(plan.summary(), "bold")))
     return lines
+
+
+def json_text(plan: Plan) -> str:
+    """``plan --json``: :func:`to_json`, indented, keys sorted."""
+    return json.dumps(to_json(plan), indent=2, sort_keys=True)
 
 
 def to_json(plan: Plan) -> dict[str, Any]:

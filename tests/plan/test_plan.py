@@ -7,24 +7,27 @@ import json
 import os
 import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ftctl.canonical import canonical_json
 from ftctl.provenance import dsse
 from tests.conftest import PLAN_RECIPE as RECIPE
-from tests.conftest import REPO, RunCLI, write
+from tests.conftest import REPO, RunCLI, json_object, write
 from tests.conftest import ScenarioWorkspace as Workspace
 
 GOLDEN = REPO / "tests" / "golden"
 
 
-def actions(plan: dict[str, object]) -> dict[str, str]:
-    return {c["recipe"]: c["action"] for c in plan["changes"]}  # type: ignore[index, union-attr]
+def actions(plan: dict[str, Any]) -> dict[str, str]:
+    return {c["recipe"]: c["action"] for c in plan["changes"]}
 
 
-def reasons(plan: dict[str, object], recipe: str) -> list[tuple[str, object, object, object]]:
-    change = next(c for c in plan["changes"] if c["recipe"] == recipe)  # type: ignore[index, union-attr]
+def reasons(plan: dict[str, Any], recipe: str) -> list[tuple[str, object, object, object]]:
+    change = next(c for c in plan["changes"] if c["recipe"] == recipe)
     return [(r["kind"], r["path"], r["old"], r["new"]) for r in change["reasons"]]
 
 
@@ -43,9 +46,9 @@ def test_create_then_no_op(ws: Workspace) -> None:
 
 
 def test_detailed_exitcode(ws: Workspace) -> None:
-    assert ws.ftctl("plan", "--detailed-exitcode").code == 2  # type: ignore[attr-defined]
+    assert ws.ftctl("plan", "--detailed-exitcode").code == 2
     ws.record("alpha")
-    assert ws.ftctl("plan", "--detailed-exitcode").code == 0  # type: ignore[attr-defined]
+    assert ws.ftctl("plan", "--detailed-exitcode").code == 0
 
 
 def test_recipe_change_is_explained_by_field(ws: Workspace) -> None:
@@ -59,7 +62,7 @@ def test_recipe_change_is_explained_by_field(ws: Workspace) -> None:
     assert actions(plan) == {"alpha": "retrain"}
     assert ("recipe_changed", "lora_r", 8, 16) in reasons(plan, "alpha")
     assert ("recipe_changed", "datasets[0].type", "alpaca", "completion") in reasons(plan, "alpha")
-    text = ws.ftctl("plan").out  # type: ignore[attr-defined]
+    text = ws.ftctl("plan").out
     assert "-/+ alpha  retrain" in text and "recipe_changed      lora_r: 8 -> 16" in text
     assert text.rstrip().endswith("Plan: 1 to train, 0 to restore, 0 to republish, 0 to retire.")
 
@@ -95,18 +98,17 @@ def test_pins_change_per_package(ws: Workspace) -> None:
 
 def test_trainer_change(ws: Workspace) -> None:
     manifest = ws.record("alpha")
-    envelope = json.loads(manifest.read_text())
-    statement = json.loads(base64.b64decode(envelope["payload"]))
+    envelope = json_object(manifest.read_text())
+    statement = json_object(base64.b64decode(envelope["payload"]))
     statement["predicate"]["runDetails"]["builder"]["version"]["ftctl"] = "0.0.9"
     statement["predicate"]["buildDefinition"]["internalParameters"]["fingerprint"] = (
         "sha256:" + "9" * 64
     )
-    from cryptography.hazmat.primitives import serialization
-
     key = serialization.load_pem_private_key(
         Path(os.environ["FTCTL_SIGNING_KEY"]).read_bytes(), None
     )
-    manifest.write_bytes(dsse.sign(canonical_json(statement), key))  # type: ignore[arg-type]
+    assert isinstance(key, Ed25519PrivateKey)
+    manifest.write_bytes(dsse.sign(canonical_json(statement), key))
     assert ("trainer_changed", "ftctl", "0.0.9", "0.1.0") in reasons(ws.plan(), "alpha")
 
 
@@ -142,11 +144,11 @@ def test_restore_from_an_older_manifest(ws: Workspace) -> None:
     plan = ws.plan()
     assert actions(plan) == {"alpha": "restore"}
     assert ("recipe_changed", "lora_r", 16, 8) in reasons(plan, "alpha")
-    assert plan["changes"][0]["estimate"] is None  # type: ignore[index]  # restoring trains nothing
+    assert plan["changes"][0]["estimate"] is None  # restoring trains nothing
 
 
 def test_restore_from_the_registry(ws: Workspace) -> None:
-    fingerprint = ws.plan()["changes"][0]["fingerprint"]  # type: ignore[index]
+    fingerprint = ws.plan()["changes"][0]["fingerprint"]
     (ws.root / "registry" / "alpha" / str(fingerprint).removeprefix("sha256:")).mkdir(parents=True)
     assert actions(ws.plan()) == {"alpha": "restore"}
 
@@ -169,7 +171,7 @@ def test_retire(ws: Workspace) -> None:
     ws.lock()
     plan = ws.plan()
     assert actions(plan) == {"gamma": "create", "alpha": "retire"}
-    assert plan["summary"]["retire"] == 1  # type: ignore[index]
+    assert plan["summary"]["retire"] == 1
 
 
 def test_replace_forces_a_retrain(ws: Workspace) -> None:
@@ -181,14 +183,14 @@ def test_replace_forces_a_retrain(ws: Workspace) -> None:
 
 def test_unknown_target(ws: Workspace) -> None:
     result = ws.ftctl("plan", "--target", "alpah")
-    assert result.code == 1 and "no recipe named 'alpah'; did you mean 'alpha'?" in result.err  # type: ignore[attr-defined]
+    assert result.code == 1 and "no recipe named 'alpah'; did you mean 'alpha'?" in result.err
 
 
 def test_stale_lock_is_an_error(ws: Workspace) -> None:
     write(ws.root / "recipes" / "alpha.yaml", RECIPE.replace("lora_r: 8", "lora_r: 32"))
     result = ws.ftctl("plan")
-    assert result.code == 1  # type: ignore[attr-defined]
-    assert result.err.strip() == (  # type: ignore[attr-defined]
+    assert result.code == 1
+    assert result.err.strip() == (
         "ftctl: error: locks are not up to date: lockfiles/alpha.lock (stale); run `ftctl lock` and commit the locks"
     )
 
@@ -198,9 +200,10 @@ def test_tampered_manifest_ignored_with_a_warning(ws: Workspace) -> None:
     manifest.write_bytes(manifest.read_bytes().replace(b'"sig":"', b'"sig":"AAAA', 1))
     plan = ws.plan()
     assert actions(plan) == {"alpha": "create"}
-    assert plan["warnings"][0].startswith("manifests/alpha/")  # type: ignore[index]
-    assert "no signature by a trusted key; ignored (treated as absent)" in plan["warnings"][0]  # type: ignore[index]
-    assert "warning: manifests/alpha/" in ws.ftctl("plan").out  # type: ignore[attr-defined]
+    assert plan["warnings"][0].startswith("manifests/alpha/")
+    assert "no signature by a trusted key; ignored (treated as absent)" in plan["warnings"][0]
+    shown = ws.ftctl("plan")
+    assert "ftctl: warning: manifests/alpha/" in shown.err and "warning" not in shown.out
 
 
 def test_plan_is_offline(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -218,7 +221,7 @@ def test_saved_plan_staleness(ws: Workspace) -> None:
     from ftctl.workspace import discover
 
     out = ws.root / ".ftctl" / "plan.json"
-    assert ws.ftctl("plan", "--out", str(out)).code == 0  # type: ignore[attr-defined]
+    assert ws.ftctl("plan", "--out", str(out)).code == 0
     workspace = discover(ws.root)
     saved = load_saved(out)
     assert saved["plan"]["changes"][0]["action"] == "create"
@@ -253,7 +256,7 @@ def test_markdown_sections(ws: Workspace) -> None:
     ws.record("alpha")
     write(ws.root / "recipes" / "alpha.yaml", RECIPE.replace("lora_r: 8", "lora_r: 16"))
     ws.lock()
-    text = ws.ftctl("plan", "--markdown").out  # type: ignore[attr-defined]
+    text = ws.ftctl("plan", "--markdown").out
     assert "<details><summary><code>-/+ alpha</code> retrain: lora_r: 8 -> 16</summary>" in text
     assert "| recipe_changed | `lora_r: 8 -> 16` |" in text
 
@@ -298,6 +301,6 @@ def test_estimate_from_safetensors_headers_and_accelerator() -> None:
 def test_this_repository_plans_offline(run_cli: RunCLI) -> None:
     result = run_cli("plan", "--json", cwd=REPO)
     assert result.code == 0, result.err
-    plan = json.loads(result.out)
+    plan = json_object(result.out)
     assert plan["format_version"] == 1
     assert {c["recipe"] for c in plan["changes"]} == {"tiny-alpaca", "tiny-chat"}
