@@ -19,8 +19,8 @@ from ftctl._dvc import DvcIndex, find_repo, workspace_md5
 from ftctl.cache.parse import ParseCache
 from ftctl.cache.stat import StatCache
 from ftctl.canonical import sha256_of
-from ftctl.errors import FtctlError, ValidationFailed
-from ftctl.files import write_atomic
+from ftctl.errors import ConfigError, FtctlError, Location, ValidationFailed, excerpt
+from ftctl.files import confined, write_atomic
 from ftctl.hashing import TreeDigest, tree_digest
 from ftctl.lock.fingerprint import fingerprint, training_config
 from ftctl.lock.lockfile import (
@@ -261,8 +261,9 @@ class _Resolver:
                     self._dataset(entry.path, keep, f"{where}: {list_name}[{index}].path", reads)
                 )
         pins_path = recipe.ftctl.pins or self.workspace.config.pins
-        reads.paths.append(self.root / pins_path)
-        pins = read_pins(self.root / pins_path, pins_path)
+        pins_file = self._pins_file(item, pins_path)
+        reads.paths.append(pins_file)
+        pins = read_pins(pins_file, pins_path)
         trainer = {"ftctl": __version__}
         config = training_config(recipe)
         identities = [pin.identity() for pin in inputs]
@@ -286,6 +287,23 @@ class _Resolver:
             ),
         )
         return lock, config
+
+    def _pins_file(self, item: LoadedRecipe, pins_path: str) -> Path:
+        """The pins file, which must lie in the workspace: it is read, and its packages go into the lock."""
+        target = resolve_path(self.root, pins_path)
+        if confined(target, self.root):
+            return target
+        key: tuple[str, ...] = ("pins",)
+        location = Location(display_path(self.workspace.config_path or self.root / "ftctl.yaml"))
+        if item.recipe.ftctl.pins is not None:
+            key = ("ftctl", "pins")
+            location = item.document.location(key)
+        raise ConfigError(
+            f"{excerpt(pins_path)} is outside the workspace",
+            location=location,
+            key_path=key,
+            hint="keep the pins file in the repository, e.g. lockfiles/requirements.txt",
+        )
 
     def _base_model(
         self,

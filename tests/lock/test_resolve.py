@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -35,7 +36,7 @@ def hub_repos(hub: HubServer) -> HubServer:
     return hub
 
 
-def lock_of(root: Path, name: str) -> dict[str, object]:
+def lock_of(root: Path, name: str) -> dict[str, Any]:
     return load_lock(root / "lockfiles" / f"{name}.lock", f"{name}.lock").model_dump(mode="json")
 
 
@@ -92,8 +93,8 @@ def test_update_only_the_named_recipe(ws: Path, hub_repos: HubServer, run_cli: R
     run_cli("lock", cwd=ws)
     hub_repos.state.models["org/model"].refs["main"] = C
     assert run_cli("lock", "--update", "one", cwd=ws).code == 0
-    assert lock_of(ws, "one")["base_model"]["revision"] == C  # type: ignore[index]
-    assert lock_of(ws, "two")["base_model"]["revision"] == A  # type: ignore[index]
+    assert lock_of(ws, "one")["base_model"]["revision"] == C
+    assert lock_of(ws, "two")["base_model"]["revision"] == A
 
 
 def test_locked_workspace_needs_no_network(
@@ -115,7 +116,7 @@ def test_commit_references_need_no_network(ws: Path, run_cli: RunCLI) -> None:
         LOCAL_RECIPE.replace("./models/tiny", f"org/model@{A.upper()}"),
     )
     assert run_cli("lock", cwd=ws).code == 0
-    assert lock_of(ws, "pinned")["base_model"]["revision"] == A  # type: ignore[index]
+    assert lock_of(ws, "pinned")["base_model"]["revision"] == A
 
 
 def test_check_reports_a_field_diff(ws: Path, run_cli: RunCLI) -> None:
@@ -183,7 +184,7 @@ def test_recipe_dag(ws: Path, run_cli: RunCLI) -> None:
     result = run_cli("lock", "--check", cwd=ws)
     assert "lockfiles/dpo.lock: stale; run `ftctl lock dpo`" in result.lines  # upstream changed
     run_cli("lock", "dpo", cwd=ws)  # locking a recipe locks what it builds on
-    assert lock_of(ws, "dpo")["base_model"]["fingerprint"] == lock_of(ws, "sft")["fingerprint"]  # type: ignore[index]
+    assert lock_of(ws, "dpo")["base_model"]["fingerprint"] == lock_of(ws, "sft")["fingerprint"]
 
 
 def test_unknown_recipe_name(ws: Path, run_cli: RunCLI) -> None:
@@ -236,7 +237,7 @@ def test_hub_transient_failures_are_retried(
     write(ws / "recipes" / "hubby.yaml", HUB_RECIPE)
     result = run_cli("lock", cwd=ws)
     assert result.code == 0, result.err
-    assert lock_of(ws, "hubby")["base_model"]["revision"] == A  # type: ignore[index]
+    assert lock_of(ws, "hubby")["base_model"]["revision"] == A
     assert sum(r.startswith("/api/models/org/model") for r in hub_repos.state.requests) == 3
 
 
@@ -394,7 +395,7 @@ def test_pins_from_env(ws: Path, run_cli: RunCLI) -> None:
     assert run_cli("lock", "--pins-from-env", cwd=ws).code == 0
     pins = (ws / "lockfiles" / "requirements.txt").read_text()
     assert "\nftctl==" in pins
-    packages = lock_of(ws, "tiny")["pins"]["packages"]  # type: ignore[index]
+    packages = lock_of(ws, "tiny")["pins"]["packages"]
     assert "ftctl" in packages
 
 
@@ -465,7 +466,7 @@ def test_recipe_pins_file(ws: Path, run_cli: RunCLI) -> None:
     write(ws / "pins" / "special.txt", "torch==2.13.0\n")
     write(ws / "recipes" / "tiny.yaml", LOCAL_RECIPE + "ftctl: {pins: pins/special.txt}\n")
     run_cli("lock", cwd=ws)
-    assert lock_of(ws, "tiny")["pins"]["packages"] == {"torch": "==2.13.0"}  # type: ignore[index]
+    assert lock_of(ws, "tiny")["pins"]["packages"] == {"torch": "==2.13.0"}
 
 
 def test_adapter_to_continue_from_is_pinned(ws: Path, run_cli: RunCLI) -> None:
@@ -473,7 +474,7 @@ def test_adapter_to_continue_from_is_pinned(ws: Path, run_cli: RunCLI) -> None:
     write(ws / "recipes" / "tiny.yaml", LOCAL_RECIPE + "lora_model_dir: ./adapters/v1\n")
     assert run_cli("lock", cwd=ws).code == 0
     first = lock_of(ws, "tiny")
-    assert first["lora_model_dir"]["source"] == "local"  # type: ignore[index]
+    assert first["lora_model_dir"]["source"] == "local"
     write(ws / "adapters" / "v1" / "adapter_config.json", '{"r": 16}\n')
     run_cli("lock", cwd=ws)
     assert lock_of(ws, "tiny")["fingerprint"] != first["fingerprint"]
@@ -510,3 +511,64 @@ def test_unversioned_warning_once_per_path(ws: Path, run_cli: RunCLI) -> None:
         "ftctl: warning: data/train.jsonl is not versioned (not tracked by DVC); "
         "pinned by content (used by a, b, c and 2 more)"
     ]
+
+
+SECRET = "hf_planted_secret_value_0123456789"
+
+
+@pytest.mark.parametrize(
+    ("pins", "setup"),
+    [
+        ("/proc/self/environ", None),
+        ("../outside.txt", "outside"),
+        ("lockfiles/requirements.txt", "symlink-out"),
+    ],
+    ids=["proc-environ", "parent-dir", "symlink-out"],
+)
+def test_a_pins_file_outside_the_workspace_is_refused_without_reading_it(
+    ws: Path, run_cli: RunCLI, monkeypatch: pytest.MonkeyPatch, pins: str, setup: str | None
+) -> None:
+    monkeypatch.setenv("HF_TOKEN", SECRET)
+    outside = ws.parent / "outside.txt"
+    outside.write_text(f"{SECRET}==1.0\n")
+    if setup == "symlink-out":
+        write(ws / "ftctl.yaml", f"pins: {pins}\n")
+        (ws / "lockfiles").mkdir()
+        (ws / pins).symlink_to(outside)
+        shown = "ftctl.yaml: pins"
+        write(ws / "recipes" / "r.yaml", LOCAL_RECIPE)
+    else:
+        write(ws / "recipes" / "r.yaml", LOCAL_RECIPE + f"ftctl: {{pins: '{pins}'}}\n")
+        shown = "recipes/r.yaml:9:15: ftctl.pins"
+    for args in (["lock"], ["lock", "--check"], ["plan"]):
+        result = run_cli(*args, cwd=ws)
+        assert result.code == 1, result.err
+        assert result.err.splitlines() == [
+            f"ftctl: error: {shown}: '{pins}' is outside the workspace; keep the pins file in the repository, "
+            "e.g. lockfiles/requirements.txt"
+        ]
+        assert SECRET not in result.out + result.err
+    assert not (ws / "lockfiles" / "r.lock").exists()
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_a_pins_file_that_is_not_a_regular_file_is_refused_at_once(
+    ws: Path, run_cli: RunCLI, kind: str
+) -> None:
+    write(ws / "recipes" / "r.yaml", LOCAL_RECIPE)
+    pins = ws / "lockfiles" / "requirements.txt"
+    pins.parent.mkdir()
+    if kind == "fifo":
+        os.mkfifo(pins)
+        expected = "a FIFO"
+    else:
+        pins.symlink_to("/dev/zero")  # resolves outside the workspace: refused before it is opened
+        expected = None
+    result = run_cli("lock", cwd=ws)
+    assert result.code == 1
+    if expected is not None:
+        assert result.err.splitlines() == [
+            f"ftctl: error: lockfiles/requirements.txt: is {expected}, expected a regular file"
+        ]
+    else:
+        assert "is outside the workspace" in result.err and result.err.count("\n") == 1
