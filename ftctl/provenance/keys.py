@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from ftctl.errors import FtctlError
 from ftctl.recipe.refs import RECIPE_NAME_RE
+from ftctl.workspace import git_top
 
 KEY_ENV = "FTCTL_SIGNING_KEY"
 PASSPHRASE_ENV = "FTCTL_SIGNING_KEY_PASSPHRASE"
@@ -48,6 +49,11 @@ def default_private_dir() -> Path:
     return Path(base) / "ftctl" / "keys"
 
 
+def _passphrase() -> bytes:
+    """The passphrase as the bytes the environment holds (any encoding; never decoded or shown)."""
+    return os.environb.get(PASSPHRASE_ENV.encode(), b"")
+
+
 def keygen(name: str, workspace_root: Path, out: Path | None = None) -> KeygenResult:
     """Create an Ed25519 key pair: private key outside the repository, public key in keys/."""
     if not RECIPE_NAME_RE.match(name):
@@ -56,11 +62,12 @@ def keygen(name: str, workspace_root: Path, out: Path | None = None) -> KeygenRe
         )
     private_path = (out or default_private_dir() / f"{name}.key").expanduser().resolve()
     public_path = workspace_root / "keys" / f"{name}.pub"
-    root = workspace_root.resolve()
-    if private_path.is_relative_to(root):
+    # Any git work tree, not only this workspace's: a key inside one is a `git add -A` from leaking.
+    tree = git_top(private_path.parent)
+    if tree is not None or private_path.is_relative_to(workspace_root.resolve()):
         raise FtctlError(
-            f"refusing to write a private key inside the repository ({private_path})",
-            hint="choose --out outside the workspace; the default is ~/.config/ftctl/keys/",
+            f"refusing to write a private key inside a git work tree ({tree or workspace_root})",
+            hint="choose --out outside any repository; the default is ~/.config/ftctl/keys/",
         )
     for path in (private_path, public_path):
         if path.exists():
@@ -69,9 +76,9 @@ def keygen(name: str, workspace_root: Path, out: Path | None = None) -> KeygenRe
                 hint="choose another key name, or remove the old key first",
             )
     key = Ed25519PrivateKey.generate()
-    passphrase = os.environ.get(PASSPHRASE_ENV)
+    passphrase = _passphrase()
     encryption: serialization.KeySerializationEncryption = (
-        serialization.BestAvailableEncryption(passphrase.encode())
+        serialization.BestAvailableEncryption(passphrase)
         if passphrase
         else serialization.NoEncryption()
     )
@@ -106,9 +113,9 @@ def signing_key_from_env() -> Ed25519PrivateKey:
                 f"{KEY_ENV} names a file that cannot be read ({exc.strerror})",
                 hint="give the path of a key made by `ftctl keygen`, or the PEM text",
             ) from None
-    passphrase = os.environ.get(PASSPHRASE_ENV)
+    passphrase = _passphrase()
     try:
-        key = serialization.load_pem_private_key(pem, passphrase.encode() if passphrase else None)
+        key = serialization.load_pem_private_key(pem, passphrase or None)
     except TypeError:
         raise FtctlError(
             f"the signing key is encrypted and {PASSPHRASE_ENV} is not set"

@@ -465,9 +465,34 @@ def test_verify_failure_is_one_line(attested: Attested, run_cli: RunCLI) -> None
 def test_keygen_refuses_the_repository(tmp_path: Path, run_cli: RunCLI) -> None:
     (tmp_path / ".git").mkdir()
     result = run_cli("keygen", "ci", "--out", str(tmp_path / "ci.key"), cwd=tmp_path)
-    assert (
-        result.code == 1 and "refusing to write a private key inside the repository" in result.err
-    )
+    assert result.code == 1
+    assert "refusing to write a private key inside a git work tree" in result.err
+
+
+def test_keygen_refuses_any_git_work_tree(tmp_path: Path, run_cli: RunCLI) -> None:
+    workspace, other = tmp_path / "ws", tmp_path / "other"
+    (workspace / ".git").mkdir(parents=True)
+    (other / ".git").mkdir(parents=True)  # a second repository, next to the workspace
+    result = run_cli("keygen", "ci", "--out", str(other / "sub" / "ci.key"), cwd=workspace)
+    assert result.code == 1
+    assert result.err.splitlines() == [
+        f"ftctl: error: refusing to write a private key inside a git work tree ({other}); "
+        "choose --out outside any repository; the default is ~/.config/ftctl/keys/"
+    ]
+    assert not (other / "sub").exists() and not (workspace / "keys").exists()
+
+
+def test_a_passphrase_in_any_encoding_signs(
+    tmp_path: Path, run_cli: RunCLI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ftctl.provenance.keys import signing_key_from_env
+
+    (tmp_path / "ws" / ".git").mkdir(parents=True)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "home"))
+    monkeypatch.setitem(os.environb, b"FTCTL_SIGNING_KEY_PASSPHRASE", b"caf\xe9-not-utf8")
+    assert run_cli("keygen", "latin", cwd=tmp_path / "ws").code == 0
+    monkeypatch.setenv("FTCTL_SIGNING_KEY", str(tmp_path / "home" / "ftctl" / "keys" / "latin.key"))
+    assert signing_key_from_env().public_key() is not None
 
 
 def test_keygen_private_key_mode(signed: Attested) -> None:
