@@ -13,7 +13,7 @@ def state_dir(root: Path) -> Path:
 
 
 def stat_cache(root: Path) -> Path:
-    """File digests by (inode, size, mtime_ns): :mod:`ftctl.cache.stat`."""
+    """File digests by (device, inode, size, mtime_ns, ctime_ns): :mod:`ftctl.cache.stat`."""
     return state_dir(root) / "statcache.json"
 
 

@@ -3,7 +3,7 @@
 ``.ftctl/plan-memo.json`` holds, for every recipe whose lock was fresh, what
 plan needs of it (fingerprint, publish target, upstream, executor) and the
 signature of every path the lock computation read (``LockOutcome.deps``):
-(inode, size, mtime_ns) for a file, a digest of the listing for a directory,
+(device, inode, size, mtime_ns, ctime_ns) for a file, a digest of the listing for a directory,
 null for an absent path. An entry is used only while every one of them is
 unchanged, so using it gives the answer recomputing would. Manifests that
 verified are memoised by their signature under the digest of the trusted
@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import stat
 import time
 from dataclasses import asdict, dataclass
@@ -34,11 +35,11 @@ from ftctl.files import UnsafeTarget, write_atomic
 from ftctl.hashing import IGNORED_DIRS
 from ftctl.provenance.records import Summary
 
-MEMO_VERSION = 1
+MEMO_VERSION = 2
 RACY_NS = 2_000_000_000
 
 T = TypeVar("T")
-Signature = Any  # [ino, size, mtime_ns] | "tree:<sha256>" | None (absent)
+Signature = Any  # [dev, ino, size, mtime_ns, ctime_ns] | "tree:<sha256>" | None (absent)
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,8 @@ class RecipeMemo:
     accelerator: str | None  # declared for the estimate
     deps: dict[str, Signature]  # path (relative to the root where inside it) -> signature
     dvc_locks: bool  # the lock consulted the repository's dvc.lock files
+    recipe_sha256: str  # the recipe file's bytes: an entry is bound to the content it describes
+    lock_sha256: str  # the lock file's bytes, whose fingerprint must be the entry's
 
 
 class PlanMemo:
@@ -99,11 +102,18 @@ class PlanMemo:
 
     # Recipes
 
-    def recipe(self, name: str, dvc_repo: Path | None) -> RecipeMemo | None:
-        """The memo of ``name`` while every path it depends on is unchanged, else None."""
+    def recipe(
+        self, name: str, dvc_repo: Path | None, recipe_file: Path, lock_file: Path
+    ) -> RecipeMemo | None:
+        """The memo of ``name`` while every path it depends on is unchanged, else None.
+
+        Stat data alone does not vouch for an entry: the recipe's and the lock's bytes must
+        have the digests it records, and the lock must record its fingerprint, so a memo
+        written by someone else can cost time but never change an answer.
+        """
         raw = self._recipes.get(name)
         memo = _typed(RecipeMemo, raw, _RECIPE_TYPES)
-        if memo is None:
+        if memo is None or not _content_matches(memo, recipe_file, lock_file):
             return None
         for shown, recorded in memo.deps.items():
             if shown not in self._seen:
@@ -116,9 +126,18 @@ class PlanMemo:
         return memo
 
     def put_recipe(
-        self, name: str, memo_without_deps: dict[str, Any], deps: list[Path], dvc_repo: Path | None
+        self,
+        name: str,
+        summary: dict[str, Any],
+        deps: list[Path],
+        dvc_repo: Path | None,
+        files: tuple[Path, Path],
     ) -> None:
-        """Record a fresh lock's result, unless one of its paths changed too recently to trust."""
+        """Record a fresh lock's result (``files``: the recipe and the lock), unless a path is too recent."""
+        digests = [_sha256_of_file(path) for path in files]
+        if None in digests:
+            return
+        memo_without_deps = {**summary, "recipe_sha256": digests[0], "lock_sha256": digests[1]}
         sigs: dict[str, Signature] = {}
         for path in deps:
             sig, stable = signature(path, self.started)
@@ -158,7 +177,7 @@ class PlanMemo:
     # Manifests
 
     def recall_run(self, path: Path) -> Summary | None:
-        """The summary of a manifest that verified, while its signature (inode, size, mtime) is unchanged."""
+        """The summary of a manifest that verified, while its signature (device, inode, size, mtime, ctime) is unchanged."""
         sig, stable = signature(path, self.started)
         self._run_sigs[path] = (sig, stable)
         raw = self._manifests.get(self._shown(path))
@@ -269,6 +288,30 @@ class PlanMemo:
             return str(absolute)
 
 
+_LOCK_FINGERPRINT = re.compile(rb'^fingerprint: "(sha256:[0-9a-f]{64})"$', re.MULTILINE)
+
+
+def _sha256_of_file(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def _content_matches(memo: RecipeMemo, recipe_file: Path, lock_file: Path) -> bool:
+    """The recipe's and the lock's bytes are the ones the entry was made from, and agree with it."""
+    try:
+        lock_bytes = lock_file.read_bytes()
+    except OSError:
+        return False
+    if hashlib.sha256(lock_bytes).hexdigest() != memo.lock_sha256:
+        return False
+    found = _LOCK_FINGERPRINT.findall(lock_bytes)
+    if found != [memo.fingerprint.encode("ascii", "replace")]:
+        return False
+    return _sha256_of_file(recipe_file) == memo.recipe_sha256
+
+
 def signature(path: str | Path, started: int) -> tuple[Signature, bool]:
     """(signature, stable): stable when nothing in it changed within RACY_NS of ``started``."""
     try:
@@ -276,7 +319,9 @@ def signature(path: str | Path, started: int) -> tuple[Signature, bool]:
     except (FileNotFoundError, NotADirectoryError):
         return None, True
     if not stat.S_ISDIR(st.st_mode):
-        return [st.st_ino, st.st_size, st.st_mtime_ns], st.st_mtime_ns < started - RACY_NS
+        # ctime too: an in-place edit that restores size and mtime still moves it (only the kernel sets it).
+        identity = [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+        return identity, st.st_mtime_ns < started - RACY_NS
     return _tree_signature(path, started)
 
 
@@ -294,9 +339,8 @@ def _tree_signature(root: str | Path, started: int) -> tuple[str, bool]:
             newest = max(newest, st.st_mtime_ns)
             rel = os.path.relpath(path, root)
             digest.update(
-                f"{rel}\0{st.st_mode}\0{st.st_ino}\0{st.st_size}\0{st.st_mtime_ns}\n".encode(
-                    "utf-8", "surrogateescape"
-                )
+                f"{rel}\0{st.st_mode}\0{st.st_dev}\0{st.st_ino}\0{st.st_size}\0{st.st_mtime_ns}\0"
+                f"{st.st_ctime_ns}\n".encode("utf-8", "surrogateescape")
             )
     return f"tree:{digest.hexdigest()}", newest < started - RACY_NS
 
@@ -352,6 +396,8 @@ _RECIPE_TYPES: dict[str, Any] = {
     "accelerator": _OPT_STR,
     "deps": dict,
     "dvc_locks": bool,
+    "recipe_sha256": str,
+    "lock_sha256": str,
 }
 _RUN_TYPES: dict[str, Any] = {
     "name": str,

@@ -1,4 +1,4 @@
-"""A stat cache: file digests keyed by (inode, size, mtime_ns), so unchanged files are never re-read.
+"""A stat cache: file digests keyed by (device, inode, size, mtime_ns, ctime_ns), so unchanged files are never re-read.
 
 Only an optimisation, in the manner of DVC's state table: a miss is silent, a
 corrupt or foreign cache file is discarded and rebuilt, never trusted.
@@ -13,7 +13,7 @@ from typing import Any
 
 from ftctl.cache import base, paths
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 class StatCache:
@@ -40,16 +40,16 @@ class StatCache:
 
     def get(self, file: Path, st: os.stat_result, algorithm: str) -> str | None:
         entry = self._entries.get(_key(file, algorithm))
-        if entry is not None and entry[:3] == [st.st_ino, st.st_size, st.st_mtime_ns]:
+        if entry is not None and entry[:-1] == _identity(st):
             self.hits += 1
-            return str(entry[3])
+            return str(entry[-1])
         self.misses += 1
         return None
 
     def put(self, file: Path, st: os.stat_result, algorithm: str, digest: str) -> None:
         if self.path is None:
             return
-        self._entries[_key(file, algorithm)] = [st.st_ino, st.st_size, st.st_mtime_ns, digest]
+        self._entries[_key(file, algorithm)] = [*_identity(st), digest]
         self._dirty = True
 
     def save(self) -> None:
@@ -58,6 +58,15 @@ class StatCache:
             return
         if base.save(self.path, CACHE_VERSION, {"entries": self._entries}):
             self._dirty = False
+
+
+def _identity(st: os.stat_result) -> list[int]:
+    """What must be unchanged for a digest to stand: the file's identity, size, mtime and ctime.
+
+    ctime cannot be set back by a user, so an in-place edit that restores the size and
+    mtime (``touch -r``) still misses.
+    """
+    return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
 
 
 def _key(file: Path, algorithm: str) -> str:
@@ -72,7 +81,7 @@ def _load(path: Path) -> dict[str, list[Any]]:
         key: value
         for key, value in entries.items()
         if isinstance(value, list)
-        and len(value) == 4
-        and all(isinstance(v, int) for v in value[:3])
-        and isinstance(value[3], str)
+        and len(value) == 6
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in value[:5])
+        and isinstance(value[5], str)
     }

@@ -112,19 +112,6 @@ class Lockfile(_Strict):
     fingerprint: Sha256
 
 
-LOCKS_DIR = "lockfiles"
-
-
-def locks_dir(root: Path) -> Path:
-    """Where the workspace's locks live."""
-    return root / LOCKS_DIR
-
-
-def lock_path(root: Path, name: str) -> Path:
-    """The lock of recipe ``name``."""
-    return locks_dir(root) / f"{name}.lock"
-
-
 def render(lock: Lockfile) -> str:
     """The lock's text: fixed key order, each input on one line, a header comment.
 

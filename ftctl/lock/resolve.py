@@ -32,10 +32,9 @@ from ftctl.lock.lockfile import (
     RecipeEntry,
     RecipePin,
     load_lock,
-    lock_path,
-    locks_dir,
     render,
 )
+from ftctl.lock.paths import lock_path, locks_dir
 from ftctl.lock.pins import read_pins
 from ftctl.recipe.check import check_paths
 from ftctl.recipe.dag import find_cycle, topological_order

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ftctl._dvc import find_repo
 from ftctl.cache.planmemo import PlanMemo, RecipeMemo, environment, keys_digest
 from ftctl.errors import FtctlError
+from ftctl.lock.paths import lock_path, locks_dir
 from ftctl.plan.planner import Desired, Estimate, Reason, Recorded, Run
 from ftctl.provenance.keys import trusted_key_files
 from ftctl.provenance.records import Record, manifest_files, read_records
@@ -66,13 +67,31 @@ def gather(workspace: Workspace, *, memo: bool = True) -> PlanInputs:
         if memo
         else PlanMemo.disabled(root)
     )
-    paths = {p.stem: p for p in workspace.recipe_paths()}
+    paths = _recipe_files(workspace)
     details = PlanDetails(workspace, paths, store)
     desired = _desired(workspace, paths, store, dvc_repo, details)
     recorded = _recorded(root, store, key_files, details)
     registry = workspace.config.registry
     registry_root = (root / registry[len("file://") :]) if registry.startswith("file://") else None
     return PlanInputs(desired, recorded, registry_root, details)
+
+
+def _recipe_files(workspace: Workspace) -> dict[str, Path]:
+    """Every recipe file by name; two files for one name are refused as validate refuses them.
+
+    Never planned from the memo: which of the two a memo entry came from cannot be told.
+    """
+    files = workspace.recipe_paths()
+    paths = {p.stem: p for p in files}
+    if len(paths) < len(files):
+        from ftctl.errors import ValidationFailed
+        from ftctl.recipe.check import check_paths
+
+        report = check_paths(
+            [p for p in files if sum(q.stem == p.stem for q in files) > 1], workspace.root
+        )
+        raise ValidationFailed(report.problems)
+    return paths
 
 
 def _desired(
@@ -84,7 +103,7 @@ def _desired(
 ) -> dict[str, Desired]:
     memos: dict[str, RecipeMemo] = {}
     for name in paths:
-        found = store.recipe(name, dvc_repo)
+        found = store.recipe(name, dvc_repo, paths[name], lock_path(workspace.root, name))
         if found is not None and _still_valid(found, name, paths, workspace):
             memos[name] = found
     todo = set(paths) - set(memos)
@@ -186,7 +205,7 @@ def _compute(
             "accelerator": accelerator,
             "dvc_locks": outcome.used_dvc_locks,
         }
-        store.put_recipe(item.name, summary, outcome.deps, dvc_repo)
+        store.put_recipe(item.name, summary, outcome.deps, dvc_repo, (item.path, outcome.path))
         store.put_config(outcome.new.recipe.digest, config)
     return out
 
@@ -239,8 +258,6 @@ class PlanDetails:
         self._locks[name], self._configs[name], self.accelerators[name] = lock, config, accelerator
 
     def reasons(self, name: str) -> Iterable[Reason]:
-        from ftctl.lock.lockfile import lock_path
-
         lock_digest = hashlib.sha256(lock_path(self.workspace.root, name).read_bytes()).hexdigest()
         manifest_digest = self.current_digest[name]
         known = self.store.reasons(manifest_digest, lock_digest)
@@ -296,7 +313,7 @@ class PlanDetails:
 
     def _lock(self, name: str) -> Lockfile:
         if name not in self._locks:
-            from ftctl.lock.lockfile import load_lock, lock_path
+            from ftctl.lock.lockfile import load_lock
 
             path = lock_path(self.workspace.root, name)
             self._locks[name] = load_lock(path, display_path(path))
@@ -309,7 +326,6 @@ def input_digests(
     """sha256 of every file a plan depends on (recipes, locks, pins, manifests, trusted keys)."""
     from ftctl.cache.stat import StatCache
     from ftctl.hashing import file_digest
-    from ftctl.lock.lockfile import locks_dir
 
     root = workspace.root
     stat = cache or StatCache.disabled()

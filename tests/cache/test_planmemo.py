@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from ftctl.errors import FtctlError
+from tests.cachefiles import read_body, write_body
 from tests.conftest import PLAN_RECIPE as RECIPE
 from tests.conftest import ScenarioWorkspace as Workspace
 from tests.conftest import git, write
@@ -184,13 +185,15 @@ def test_a_corrupt_memo_is_ignored(ws: Workspace, locks_computed: list[str]) -> 
     ws.record("alpha")
     expected = same(ws, locks_computed)
     memo = ws.root / ".ftctl" / "plan-memo.json"
-    body = json.loads(memo.read_text())
+    body = read_body(memo)
     body["recipes"]["alpha"]["fingerprint"] = 7  # wrong type, right place
     for garbage in (
         json.dumps(body),
         "{",
         "[]",
-        json.dumps({"version": 1, "recipes": {"alpha": "x"}}),
+        json.dumps({"version": 2, "recipes": {"alpha": "x"}}),
     ):
-        memo.write_text(garbage)
+        write_body(memo, garbage)
         assert planned(ws.root, memo=True) == expected
+    memo.write_text(json.dumps(read_body(memo)))  # no MAC: never read
+    assert planned(ws.root, memo=True) == expected

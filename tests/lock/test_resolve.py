@@ -11,6 +11,7 @@ import pytest
 
 from ftctl.errors import FtctlError
 from ftctl.lock.lockfile import load_lock
+from tests.cachefiles import read_body, write_body
 from tests.conftest import LOCAL_RECIPE, RunCLI, write
 from tests.hubserver import HubServer, Repo
 
@@ -338,7 +339,7 @@ def test_stat_cache_never_rereads_unchanged_files(ws: Path, run_cli: RunCLI) -> 
     [
         "{not json",
         '{"version": 99, "entries": {}}',
-        '{"version": 1, "entries": {"k": [1, 2]}}',
+        '{"version": 2, "entries": {"k": [1, 2]}}',
         "[]",
     ],
 )
@@ -346,25 +347,37 @@ def test_corrupt_stat_cache_is_rebuilt(ws: Path, run_cli: RunCLI, garbage: str) 
     write(ws / "recipes" / "tiny.yaml", LOCAL_RECIPE)
     run_cli("lock", cwd=ws)
     expected = (ws / "lockfiles" / "tiny.lock").read_text()
-    (ws / ".ftctl" / "statcache.json").write_text(garbage)
+    write_body(ws / ".ftctl" / "statcache.json", garbage)
     (ws / "lockfiles" / "tiny.lock").unlink()
     assert run_cli("lock", cwd=ws).code == 0
     assert (ws / "lockfiles" / "tiny.lock").read_text() == expected
-    assert json.loads((ws / ".ftctl" / "statcache.json").read_text())["version"] == 1
+    assert read_body(ws / ".ftctl" / "statcache.json")["version"] == 2
 
 
 def test_wrong_cached_digest_is_not_trusted_after_a_change(ws: Path, run_cli: RunCLI) -> None:
     write(ws / "recipes" / "tiny.yaml", LOCAL_RECIPE)
     run_cli("lock", cwd=ws)
     cache_file = ws / ".ftctl" / "statcache.json"
-    body = json.loads(cache_file.read_text())
+    body = read_body(cache_file)
     for entry in body["entries"].values():
-        entry[3] = "0" * 64  # poisoned digests with stale stat data
-        entry[2] -= 1
-    cache_file.write_text(json.dumps(body))
+        entry[-1] = "0" * 64  # poisoned digests with stale stat data
+        entry[3] -= 1
+    write_body(cache_file, json.dumps(body))
     (ws / "lockfiles" / "tiny.lock").unlink()
     run_cli("lock", cwd=ws)
     assert "0" * 64 not in (ws / "lockfiles" / "tiny.lock").read_text()
+
+
+def test_an_in_place_edit_with_restored_mtime_is_noticed(ws: Path, run_cli: RunCLI) -> None:
+    write(ws / "recipes" / "tiny.yaml", LOCAL_RECIPE)
+    assert run_cli("lock", cwd=ws).code == 0
+    data = ws / "data" / "train.jsonl"
+    before = data.stat()
+    data.write_text(data.read_text().replace('"b"', '"c"'))  # same size
+    os.utime(data, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert data.stat().st_size == before.st_size and data.stat().st_mtime_ns == before.st_mtime_ns
+    result = run_cli("lock", "--check", cwd=ws)
+    assert result.code == 1 and "datasets[0]" in result.out
 
 
 def test_symlink_leaving_the_model_is_refused(ws: Path, tmp_path: Path, run_cli: RunCLI) -> None:
