@@ -1,19 +1,31 @@
-"""Start the training worker in its own process, with the determinism environment set first.
+"""Start the worker in its own process (training; preprocess's tokenizing), determinism environment first.
 
 PYTHONHASHSEED and CUBLAS_WORKSPACE_CONFIG only work if they are set before
-the interpreter and torch start, hence a subprocess.
+the interpreter and torch start, hence a subprocess. Ctrl-C stops the worker
+(it gets the terminal's SIGINT too) and is waited for; a run directory left
+without result.json, by an interruption or a failure, is removed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ftctl.errors import FtctlError
 from ftctl.files import write_atomic
 from ftctl.recipe.load import LoadedRecipe
+
+if TYPE_CHECKING:
+    from ftctl.runspec import RunSpec
+    from ftctl.workspace import Workspace
+
+INTERRUPTED = 130  # the exit code of a run stopped by Ctrl-C: 128 + SIGINT, as a shell reports it
 
 DETERMINISM_ENV = {
     "PYTHONHASHSEED": "0",
@@ -29,6 +41,59 @@ def default_output(root: Path, loaded: LoadedRecipe) -> Path:
         path = Path(recipe.output_dir).expanduser()
         return path if path.is_absolute() else root / path
     return root / "outputs" / loaded.name
+
+
+def train_directly(
+    workspace: Workspace, recipe_path: Path, output: Path | None, worker: Worker | None = None
+) -> tuple[Path, int]:
+    """`ftctl train`: the recipe trained into ``output`` (default: its own); (run directory, exit code)."""
+    from ftctl.recipe.load import load_recipe
+
+    loaded = load_recipe(recipe_path)
+    target = output if output is not None else default_output(workspace.root, loaded)
+    base_dir = upstream_output(workspace, loaded)
+    code = run_worker(workspace.root, loaded, target, base_model_dir=base_dir, worker=worker)
+    return target, code
+
+
+def preprocess(recipe_path: Path, root: Path, rows: int) -> tuple[list[str], int]:
+    """`ftctl preprocess`: the lines the worker printed (only it loads a tokenizer), its exit code."""
+    import tempfile
+
+    command = [
+        *(sys.executable, "-m", "ftctl.worker.preprocess"),
+        *(str(recipe_path.resolve()), str(root.resolve()), str(rows)),
+    ]
+    env = {**os.environ, **DETERMINISM_ENV}
+    with tempfile.TemporaryFile() as out:  # a file, not a pipe: waiting can never deadlock
+        code = wait(subprocess.Popen(command, stdout=out, env=env))
+        out.seek(0)
+        return out.read().decode("utf-8").splitlines(), code
+
+
+def upstream_output(workspace: Workspace, loaded: LoadedRecipe) -> Path | None:
+    """For ``base_model: recipe:<name>``, the upstream's default output, like a chain of `axolotl train` runs."""
+    from ftctl.recipe.load import load_recipe
+    from ftctl.recipe.refs import parse_model_ref
+    from ftctl.yamlio import display_path
+
+    ref = parse_model_ref(loaded.recipe.base_model)
+    if ref.kind != "recipe":
+        return None
+    where = f"{loaded.shown}: base_model {loaded.recipe.base_model}"
+    paths = [p for p in workspace.recipe_paths() if p.stem == ref.value]
+    if not paths:
+        raise FtctlError(
+            f"{where}: the workspace has no recipe named '{ref.value}'",
+            hint=f"add recipes/{ref.value}.yaml, or name an existing recipe",
+        )
+    base_dir = default_output(workspace.root, load_recipe(paths[0])) / "adapter"
+    if not base_dir.is_dir():
+        raise FtctlError(
+            f"{where}: {display_path(base_dir)} does not exist",
+            hint=f"train it first: ftctl train {ref.value}",
+        )
+    return base_dir
 
 
 class Worker:
@@ -57,8 +122,19 @@ class Worker:
         if error is not None:
             self.proc.kill()
         elif self.proc.stdin is not None:
-            self.proc.stdin.close()
+            with contextlib.suppress(BrokenPipeError):
+                self.proc.stdin.close()
         self.proc.wait()
+
+    def hand(self, spec: RunSpec) -> int:
+        """Give the started worker its spec; its exit code once it has finished."""
+        assert self.proc is not None and self.proc.stdin is not None
+        try:
+            self.proc.stdin.write(spec.model_dump_json().encode())
+            self.proc.stdin.close()
+        except BrokenPipeError:
+            pass  # it has stopped already (interrupted); its exit code says so
+        return wait(self.proc)
 
 
 def run_worker(
@@ -71,7 +147,11 @@ def run_worker(
     base_model_dir: Path | None = None,
     worker: Worker | None = None,
 ) -> int:
-    """Train ``loaded`` into ``output`` (a new or empty directory); returns the worker's exit code."""
+    """Train ``loaded`` into ``output`` (a new or empty directory); returns the worker's exit code.
+
+    :data:`INTERRUPTED` when Ctrl-C stopped it. A run that did not finish (no result.json) leaves
+    nothing: the directory made for it is removed, an empty one given is emptied.
+    """
     from ftctl.runspec import RunSpec
 
     output = output.resolve()
@@ -80,25 +160,72 @@ def run_worker(
             f"{output} is not empty",
             hint="choose another --output, or remove it: a run directory holds one run",
         )
-    output.mkdir(parents=True, exist_ok=True)
-    spec = RunSpec(
-        recipe_path=str(loaded.path.resolve()),
-        name=loaded.name,
-        workspace=str(root.resolve()),
-        output_dir=str(output),
-        fingerprint=fingerprint,
-        lock=str(lock.resolve()) if lock is not None else None,
-        base_model_dir=str(base_model_dir.resolve()) if base_model_dir is not None else None,
-    )
-    if worker is not None and worker.proc is not None:
-        worker.proc.communicate(spec.model_dump_json().encode())
-        return worker.proc.returncode
+    created = not output.exists()
+    code: int | None = None
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+        spec = RunSpec(
+            recipe_path=str(loaded.path.resolve()),
+            name=loaded.name,
+            workspace=str(root.resolve()),
+            output_dir=str(output),
+            fingerprint=fingerprint,
+            lock=str(lock.resolve()) if lock is not None else None,
+            base_model_dir=str(base_model_dir.resolve()) if base_model_dir is not None else None,
+        )
+        if worker is not None and worker.proc is not None:
+            code = worker.hand(spec)
+        else:
+            code = _run_spec_file(spec, output)
+    finally:
+        if code != 0 and not (output / "result.json").is_file():
+            _discard(output, created)
+    return code
+
+
+def _run_spec_file(spec: RunSpec, output: Path) -> int:
     spec_path = output / "spec.json"
     write_atomic(spec_path, spec.model_dump_json(indent=2) + "\n")
     env = {**os.environ, **DETERMINISM_ENV}
-    proc = subprocess.run(worker_command(spec_path, gpu_count(env)), env=env, check=False)
-    spec_path.unlink(missing_ok=True)  # not part of the run directory's contract
-    return proc.returncode
+    try:
+        return wait(subprocess.Popen(worker_command(spec_path, gpu_count(env)), env=env))
+    finally:
+        spec_path.unlink(missing_ok=True)  # not part of the run directory's contract
+
+
+def wait(proc: subprocess.Popen[bytes]) -> int:
+    """The worker's exit code, :data:`INTERRUPTED` if Ctrl-C stopped it.
+
+    The terminal sends SIGINT to the worker too; it stops and exits, and is waited for, so its run
+    directory can be cleaned up after it. A second Ctrl-C kills it.
+    """
+    try:
+        code = proc.wait()
+    except KeyboardInterrupt:
+        with contextlib.suppress(OSError):
+            proc.send_signal(signal.SIGINT)  # in case only ftctl got it (kill -INT); one is enough
+        try:
+            code = proc.wait()
+        except KeyboardInterrupt:
+            proc.kill()
+            proc.wait()
+            return INTERRUPTED
+        return 0 if code == 0 else INTERRUPTED  # it finished just before the interrupt
+    return INTERRUPTED if code == -signal.SIGINT else code
+
+
+def _discard(output: Path, created: bool) -> None:
+    """Remove what an unfinished run wrote: the directory made for it, or the contents of the one given."""
+    if created:
+        shutil.rmtree(output, ignore_errors=True)
+        return
+    if not output.is_dir():
+        return
+    for child in output.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
 
 
 def worker_command(spec_path: Path, gpus: int) -> list[str]:

@@ -1,19 +1,25 @@
-"""``python -m ftctl.worker SPEC.json``: train the run the spec describes."""
+"""``python -m ftctl.worker SPEC.json``: train the run the spec describes.
+
+Exit codes as every worker process (ftctl.worker.process): 0 trained, 1 an
+error, 130 interrupted.
+"""
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-from ftctl.errors import FtctlError
+from ftctl.worker.process import run_process
 
 
 def main() -> int:
+    return run_process(_main)
+
+
+def _main() -> int:
+    from ftctl.render.terminal import error
+
     if len(sys.argv) != 2:
-        print(
-            "usage: python -m ftctl.worker SPEC.json  (or - to read the spec on stdin)",
-            file=sys.stderr,
-        )
+        error("usage: python -m ftctl.worker SPEC.json  (or - to read the spec on stdin)")
         return 1
     if sys.argv[1] == "-":
         # Started before the caller has read the recipe: import what every run needs meanwhile.
@@ -27,17 +33,13 @@ def main() -> int:
         if not text.strip():
             return 0  # the caller stopped before training (e.g. an invalid recipe)
     else:
+        from pathlib import Path
+
         text = Path(sys.argv[1]).read_bytes()
     from ftctl.runspec import RunSpec
     from ftctl.worker.train import run
 
-    try:
-        spec = RunSpec.model_validate_json(text)
-        run(spec)
-    except FtctlError as exc:
-        for problem in exc.problems:
-            print(f"ftctl: error: {problem.render()}", file=sys.stderr)
-        return 1
+    run(RunSpec.model_validate_json(text))
     return 0
 
 

@@ -6,17 +6,31 @@ them, so HF_HUB_OFFLINE=1 works on air-gapped hosts); a DVC-tracked path
 missing from the workspace is fetched through DVC; and every local or DVC
 input is hashed as `ftctl lock` hashed it, so training never starts on data
 other than what the plan showed. Without a lock (`ftctl train`) references
-resolve as written.
+resolve as written. A Hub base model that is neither cached nor reachable is
+refused in seconds, in one line.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 from ftctl._dvc import DvcRecord
 from ftctl.cache.stat import StatCache
 from ftctl.errors import FtctlError
 from ftctl.lock.lockfile import DvcPin, HfPin, LocalPin, Lockfile
+from ftctl.render.terminal import info, warn
+
+
+def verified_lock(lock_path: str | None, root: Path) -> Lockfile | None:
+    """The lock apply planned with (none for `ftctl train`), its local and DVC inputs verified."""
+    if lock_path is None:
+        return None
+    from ftctl.lock.lockfile import load_lock
+
+    lock = load_lock(Path(lock_path), lock_path)
+    verify_inputs(lock, root, lock_path)
+    return lock
 
 
 def locked_revision(lock: Lockfile | None, ref: str, kind: str) -> str | None:
@@ -60,7 +74,7 @@ def fetch_if_tracked(root: Path, path: Path, where: str) -> bool:
     from dvc.exceptions import DvcException
     from dvc.repo import Repo
 
-    print(f"ftctl: {where}: not in the workspace; fetching it with dvc pull", flush=True)
+    info(f"ftctl: {where}: not in the workspace; fetching it with dvc pull")
     try:
         with Repo(str(repo)) as dvc_repo:
             dvc_repo.pull(targets=[str(path)])
@@ -125,10 +139,32 @@ def resolve_path(root: Path, text: str) -> Path:
     return path if path.is_absolute() else root / path
 
 
+class BaseSource(NamedTuple):
+    """Where the base model loads from."""
+
+    source: str  # a Hub id or a local directory, for from_pretrained
+    revision: str | None
+    merge: Path | None  # an upstream adapter to merge into the base first
+    hub: bool  # source is a Hub id (loaded through the Hugging Face cache)
+    local_only: bool = False  # load from the Hugging Face cache alone (no request to the Hub)
+
+
+def checked_base(
+    base_model: str, base_dir: Path | None, root: Path, lock: Lockfile | None
+) -> BaseSource:
+    """:func:`load_base`, checked: a local base is a model directory, a Hub one cached or reachable."""
+    where = f"base_model {base_model}"
+    base = load_base(base_model, base_dir, root, lock)
+    if base.hub:
+        return base._replace(local_only=hub_model(base.source, base.revision, where))
+    check_local_model(Path(base.source), where)
+    return base
+
+
 def load_base(
     base_model: str, base_dir: Path | None, root: Path, lock: Lockfile | None
-) -> tuple[str, str | None, Path | None]:
-    """(source for from_pretrained, revision, adapter to merge first) for the recipe's base model.
+) -> BaseSource:
+    """Where the recipe's base model loads from, and the adapter to merge into it first.
 
     ``recipe:<name>`` trains on the upstream's output (``base_dir``): a full model directory, or an
     adapter directory whose own base is loaded and the adapter merged into it.
@@ -144,7 +180,7 @@ def load_base(
             )
         adapter_config = base_dir / "adapter_config.json"
         if not adapter_config.is_file():
-            return str(base_dir), None, None
+            return BaseSource(str(base_dir), None, None, hub=False)
         import json
 
         try:
@@ -156,8 +192,94 @@ def load_base(
         upstream_base = config.get("base_model_name_or_path") if isinstance(config, dict) else None
         if not isinstance(upstream_base, str):
             raise FtctlError(f"{adapter_config}: names no base model")
-        source, revision, _ = load_base(upstream_base, None, root, None)
-        return source, revision, base_dir
+        upstream = load_base(upstream_base, None, root, None)
+        return upstream._replace(merge=base_dir)
     if ref.kind == "local":
-        return str(resolve_path(root, ref.value)), None, None
-    return ref.value, locked_revision(lock, base_model, "model") or ref.revision, None
+        return BaseSource(str(resolve_path(root, ref.value)), None, None, hub=False)
+    revision = locked_revision(lock, base_model, "model") or ref.revision
+    return BaseSource(ref.value, revision, None, hub=True)
+
+
+def check_local_model(path: Path, where: str) -> None:
+    """A local base is a model directory: said before transformers mistakes it for a Hub id."""
+    if not path.is_dir():
+        raise FtctlError(
+            f"{where}: {path} is not a directory",
+            hint="give a transformers model directory (relative to the workspace root) or a Hub id",
+        )
+    if not (path / "config.json").is_file():
+        raise FtctlError(
+            f"{where}: {path} has no config.json, so it is not a transformers model directory",
+            hint="point base_model at the directory save_pretrained wrote",
+        )
+
+
+def hub_model(repo_id: str, revision: str | None, where: str) -> bool:
+    """Whether the Hub model must load from the Hugging Face cache alone; refuses at once one that cannot load.
+
+    transformers retries an unreachable Hub for most of a minute and then fails with a traceback;
+    the cache, HF_HUB_OFFLINE and one question to the Hub (ftctl._hf, no retries) decide here instead.
+    """
+    from ftctl._hf import RETRY_STATUS, HubError, RetryPolicy, default_policy, resolve_commit
+
+    shown = f"{repo_id}@{revision or 'main'}"
+    cached = _in_hub_cache(repo_id, "config.json", revision)
+    offline = _hub_offline()
+    if cached and (offline or _is_commit(revision)):
+        return True  # a commit never changes, so the cache is as good as the Hub
+    download = (
+        f"download it where the Hub is reachable (hf download {repo_id}"
+        + (f" --revision {revision}" if revision else "")
+        + ") and copy the Hugging Face cache here"
+    )
+    if offline:
+        raise FtctlError(
+            f"{where}: {shown} is not in the Hugging Face cache, and HF_HUB_OFFLINE is set",
+            hint=f"{download}, unset HF_HUB_OFFLINE, or use a local model directory",
+        )
+    once = RetryPolicy(attempts=1, timeout=default_policy().timeout)
+    try:
+        resolve_commit("model", repo_id, revision, recipe=where, policy=once)
+    except HubError as exc:
+        if exc.status is not None and exc.status not in RETRY_STATUS:
+            # The Hub answered: no such model or revision, gated, not authorized.
+            raise FtctlError(f"{where}: {shown}: {exc.reason}", hint=exc.problem.hint) from None
+        cause = exc.reason.removesuffix(" after 1 attempts")
+        if cached:
+            warn(f"{where}: the Hub is not reachable ({cause}); loading {shown} cached")
+            return True
+        raise FtctlError(
+            f"{where}: {shown} is not in the Hugging Face cache, and the Hub at "
+            f"{_hub_endpoint()} is not reachable ({cause})",
+            hint=f"{download}, point HF_ENDPOINT at a reachable mirror, or use a local model directory",
+        ) from None
+    return False
+
+
+def _is_commit(revision: str | None) -> bool:
+    return (
+        revision is not None
+        and len(revision) == 40
+        and all(c in "0123456789abcdef" for c in revision.lower())
+    )
+
+
+# huggingface_hub's cache and settings, read as transformers reads them.
+
+
+def _in_hub_cache(repo_id: str, filename: str, revision: str | None) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    return isinstance(try_to_load_from_cache(repo_id, filename, revision=revision), str)
+
+
+def _hub_offline() -> bool:
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE)
+
+
+def _hub_endpoint() -> str:
+    from huggingface_hub import constants
+
+    return str(constants.ENDPOINT)

@@ -21,8 +21,10 @@ def tok() -> Any:
 
 
 def trained_text(tok: Any, row: dict[str, list[int]]) -> str:
-    return tok.decode(
-        [t for t, label in zip(row["input_ids"], row["labels"], strict=True) if label != -100]
+    return str(
+        tok.decode(
+            [t for t, label in zip(row["input_ids"], row["labels"], strict=True) if label != -100]
+        )
     )
 
 
@@ -118,8 +120,8 @@ def test_chat_train_on_eos_and_roles(tok: Any) -> None:
 def test_chat_per_message_training_flag(tok: Any) -> None:
     from ftctl.worker.formats import chat
 
-    messages = [dict(m) for m in MESSAGES]
-    messages[2]["training"] = False  # type: ignore[assignment]
+    messages: list[dict[str, object]] = [dict(m) for m in MESSAGES]
+    messages[2]["training"] = False
     row = chat(tok, {"messages": messages}, chat_entry(), None, "d")
     assert trained_text(tok, row) == "small.<|im_end|>"
 
@@ -160,7 +162,7 @@ def test_preprocess_debug_prints_tokens_with_labels(run_cli: Any, pulled_data: A
 def test_named_chat_templates(tok: Any, tmp_path: Any) -> None:
     from ftctl.recipe.load import load_recipe
     from ftctl.worker.formats import chat, chat_template_for
-    from ftctl.worker.train import check_hardware
+    from ftctl.worker.preflight import check_hardware
     from tests.conftest import write
 
     messages = {

@@ -11,7 +11,7 @@ import pytest
 from ftctl.errors import FtctlError
 from ftctl.launch import gpu_count, worker_command
 from ftctl.recipe.load import load_recipe
-from ftctl.worker.loading import add_tokens, check_new_tokens_train, model_kwargs
+from ftctl.worker.model import add_tokens, check_new_tokens_train, model_kwargs
 from tests.conftest import REPO, RunCLI, write
 
 pytest.importorskip("torch", reason="the worker tests need the train extra")
@@ -54,7 +54,7 @@ def test_model_kwargs(tmp_path: Path) -> None:
 
 
 def test_distributed_training_arguments(tmp_path: Path) -> None:
-    from ftctl.worker.train import training_arguments
+    from ftctl.worker.trainer import training_arguments
 
     deepspeed = recipe_with("deepspeed: deepspeed_configs/zero3.json\n", tmp_path / "ds")
     assert (
@@ -81,7 +81,7 @@ def test_distributed_training_arguments(tmp_path: Path) -> None:
 
 
 def test_checkpoint_cadence_and_best_model(tmp_path: Path) -> None:
-    from ftctl.worker.train import training_arguments
+    from ftctl.worker.trainer import training_arguments
 
     plain = training_arguments(
         recipe_with("", tmp_path), False, tmp_path, bf16_supported=False, has_eval=False
@@ -125,8 +125,8 @@ def test_packed_rows_train_each_sample_alone(tmp_path: Path) -> None:
     """A packed row gives every sample the logits it has on its own: no attention across samples."""
     import torch
 
-    from ftctl.worker.loading import load_model
-    from ftctl.worker.train import packed_rows_collator
+    from ftctl.worker.model import load_model
+    from ftctl.worker.trainer import packed_rows_collator
 
     model = load_model(
         str(TINY), None, recipe_with("sample_packing: true\n", tmp_path), cuda=False
@@ -161,7 +161,7 @@ def test_added_tokens_grow_the_vocabulary(tmp_path: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(TINY)
-    model = AutoModelForCausalLM.from_pretrained(TINY, dtype=torch.float32)
+    model: Any = AutoModelForCausalLM.from_pretrained(TINY, dtype=torch.float32)
     before = len(tokenizer)
     recipe = recipe_with("tokens: ['<tool>', '</tool>']\n", tmp_path)
     assert add_tokens(recipe, tokenizer, model) is True
@@ -207,3 +207,25 @@ def test_packing_tokens_and_early_stopping_train(
     config = json.loads((run / "adapter" / "adapter_config.json").read_text())
     assert config["base_model_name_or_path"] == str(TINY)
     assert set(config["modules_to_save"]) >= {"embed_tokens", "lm_head"}
+
+
+def test_a_broken_model_directory_is_one_line(tmp_path: Path) -> None:
+    import shutil
+
+    from ftctl.worker.model import load_model, load_tokenizer
+
+    recipe = recipe_with("", tmp_path)
+    bad_json = shutil.copytree(TINY, tmp_path / "bad-json")
+    (bad_json / "config.json").write_text("{not json")
+    with pytest.raises(
+        FtctlError, match=r"^base_model m: the tokenizer does not load from .*bad-json \("
+    ):
+        load_tokenizer(str(bad_json), None, recipe, "base_model m")
+    cut = shutil.copytree(TINY, tmp_path / "cut")
+    weights = cut / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])  # a download cut off
+    with pytest.raises(
+        FtctlError, match=r"^base_model m: the model does not load from .*cut \("
+    ) as info:
+        load_model(str(cut), None, recipe, False, "base_model m")
+    assert "\n" not in str(info.value)

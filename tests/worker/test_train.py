@@ -4,21 +4,26 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from ftctl.errors import FtctlError
+from ftctl.launch import INTERRUPTED, Worker, run_worker
 from ftctl.recipe.load import load_recipe
-from ftctl.worker.train import check_hardware
+from ftctl.recipe.model import Recipe
+from ftctl.worker.preflight import check_hardware
 from tests.conftest import REPO, RunCLI, write
 
 pytest.importorskip("torch", reason="the worker tests need the train extra")
 
 
-def recipe_with(extra: str, tmp_path: Path) -> object:
+def recipe_with(extra: str, tmp_path: Path) -> Recipe:
     # val_set_size: 0 is the default; dropping it lets a test set it.
     text = (REPO / "recipes" / "tiny-alpaca.yaml").read_text().replace(
         "val_set_size: 0\n", ""
@@ -41,10 +46,11 @@ def recipe_with(extra: str, tmp_path: Path) -> object:
 def test_cpu_refusals_before_loading(tmp_path: Path, extra: str, message: str) -> None:
     recipe = recipe_with(extra, tmp_path)
     with pytest.raises(FtctlError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        check_hardware(recipe, cuda=False)  # type: ignore[arg-type]
-    check_hardware(recipe, cuda=True)  # type: ignore[arg-type]  # on a GPU host it would proceed
+        check_hardware(recipe, cuda=False)
+    check_hardware(recipe, cuda=True)  # on a GPU host it would proceed
 
 
+@pytest.mark.slow
 def test_qlora_recipe_through_the_cli_is_one_line(tmp_path: Path, run_cli: RunCLI) -> None:
     (tmp_path / ".git").mkdir()
     text = (
@@ -106,7 +112,7 @@ def test_train_is_real_and_reproducible(tmp_path: Path, run_cli: RunCLI, pulled_
 
 
 PAIRS = [("hot", "cold"), ("big", "small"), ("up", "down"), ("fast", "slow")] * 4
-PREFERENCE_DATA = {
+PREFERENCE_DATA: dict[str, tuple[str, list[dict[str, Any]]]] = {
     "dpo": (
         "dpo",
         [
@@ -196,11 +202,11 @@ seed: 0
 
 
 def test_training_arguments_map_the_recipe(tmp_path: Path) -> None:
-    from ftctl.worker.train import training_arguments
+    from ftctl.worker.trainer import training_arguments
 
     cpu = training_arguments(
         recipe_with("", tmp_path), False, tmp_path, bf16_supported=False, has_eval=False
-    )  # type: ignore[arg-type]
+    )
     assert (cpu["bf16"], cpu["fp16"], cpu["tf32"], cpu["use_cpu"]) == (False, False, False, True)
     assert cpu["report_to"] == [] and cpu["eval_strategy"] == "no"
     assert cpu["per_device_train_batch_size"] == 8 and cpu["gradient_accumulation_steps"] == 1
@@ -209,7 +215,7 @@ def test_training_arguments_map_the_recipe(tmp_path: Path) -> None:
             "bf16: auto\ntf32: true\nwarmup_ratio: 0.1\nwandb_project: p\nwandb_run_name: r\nuse_tensorboard: true\n"
             "val_set_size: 0.1\nevals_per_epoch: 4\n",
             tmp_path,
-        ),  # type: ignore[arg-type]
+        ),
         True,
         tmp_path,
         bf16_supported=True,
@@ -222,17 +228,16 @@ def test_training_arguments_map_the_recipe(tmp_path: Path) -> None:
     no_bf16 = training_arguments(
         recipe_with("bf16: auto\n", tmp_path),
         True,
-        tmp_path,  # type: ignore[arg-type]
+        tmp_path,
         bf16_supported=False,
         has_eval=False,
     )
     assert no_bf16["bf16"] is False  # auto: only where the GPU supports it
 
 
+@pytest.mark.slow
 def test_the_prestarted_worker_ends_with_its_caller() -> None:
     """`ftctl train` starts the worker before reading the recipe; it never outlives a failed command."""
-    from ftctl.launch import Worker
-
     with pytest.raises(RuntimeError), Worker.start() as worker:
         raise RuntimeError("an invalid recipe")
     assert worker.proc is not None and worker.proc.returncode == -9  # killed, not left importing
@@ -240,3 +245,82 @@ def test_the_prestarted_worker_ends_with_its_caller() -> None:
         [sys.executable, "-m", "ftctl.worker", "-"], input=b"", capture_output=True, timeout=300
     )
     assert quiet.returncode == 0  # closed without a spec: nothing to train
+
+
+# Stands in for the worker: writes part of a run, then exits with the code it is given.
+PARTIAL_RUN = """\
+import json, pathlib, sys
+out = pathlib.Path(json.loads(sys.stdin.read())["output_dir"])
+(out / "checkpoints").mkdir()
+(out / "checkpoints" / "step-1.bin").write_text("weights")
+if sys.argv[2] == "finished":
+    (out / "result.json").write_text("{}")
+sys.exit(int(sys.argv[1]))
+"""
+
+
+def stub_worker(code: int, finished: bool = False) -> Worker:
+    argv = [sys.executable, "-c", PARTIAL_RUN, str(code), "finished" if finished else "partial"]
+    return Worker(subprocess.Popen(argv, stdin=subprocess.PIPE))
+
+
+def test_an_unfinished_run_leaves_no_run_directory(tmp_path: Path) -> None:
+    loaded = load_recipe(REPO / "recipes" / "tiny-alpaca.yaml")
+
+    def run(output: Path, worker: Worker) -> int:
+        return run_worker(tmp_path, loaded, output, worker=worker)
+
+    assert run(tmp_path / "failed", stub_worker(1)) == 1
+    assert not (tmp_path / "failed").exists()  # made for the run, removed
+    (tmp_path / "given").mkdir()
+    assert run(tmp_path / "given", stub_worker(INTERRUPTED)) == INTERRUPTED
+    assert list((tmp_path / "given").iterdir()) == []  # given empty: emptied, not removed
+    assert run(tmp_path / "late", stub_worker(1, finished=True)) == 1
+    assert (tmp_path / "late" / "result.json").is_file()  # a finished run is kept
+    assert run(tmp_path / "ok", stub_worker(0)) == 0
+    assert (tmp_path / "ok" / "checkpoints").is_dir()
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_training_in_one_line(tmp_path: Path, pulled_data: Path) -> None:
+    """Ctrl-C during `ftctl train`: exit 130, one line, no traceback, no run directory left."""
+    (tmp_path / ".git").mkdir()
+    text = (
+        (REPO / "recipes" / "tiny-alpaca.yaml")
+        .read_text()
+        .replace("./models/tiny-llama", str(REPO / "models" / "tiny-llama"))
+        .replace("data/alpaca-tiny.jsonl", str(pulled_data / "alpaca-tiny.jsonl"))
+        .replace("num_epochs: 2", "num_epochs: 100")  # still training when the signal comes
+    )
+    write(tmp_path / "recipes" / "t.yaml", text)
+    run = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ftctl", "train", "t", "--output", str(run)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal's foreground job has
+    )
+    try:
+        assert proc.stderr is not None
+        before = []
+        for line in proc.stderr:
+            before.append(line)
+            if line.startswith("step "):
+                break
+        assert before and before[-1].startswith("step "), "".join(before)
+        assert run.is_dir()
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does: SIGINT to ftctl and its worker
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in "".join(before) + err
+    assert [line for line in err.splitlines() if not line.startswith("step ")] == [
+        "ftctl: interrupted"
+    ], err
+    assert out == ""
+    assert not run.exists()
