@@ -167,3 +167,19 @@ def _legacy_file_md5(path: Path) -> str:
 
     fs = LocalFileSystem()  # type: ignore[no-untyped-call]  # dvc-objects is untyped
     return str(file_md5(str(path), fs, name="md5-dos2unix"))
+
+
+def pull(repo: Path, target: Path, where: str) -> None:
+    """``dvc pull`` one tracked path through DVC's API; a failure is one line naming ``where``."""
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    try:
+        with Repo(str(repo)) as dvc_repo:
+            dvc_repo.pull(targets=[str(target)])
+    except DvcException as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise FtctlError(
+            f"{where}: dvc pull failed: {first}",
+            hint="check the DVC remote (dvc remote list) and its credentials",
+        ) from None

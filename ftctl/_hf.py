@@ -18,6 +18,7 @@ import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import quote
 
@@ -257,3 +258,49 @@ def _status(exc: Exception) -> int | None:
     response = getattr(exc, "response", None)
     status = getattr(response, "status_code", None)
     return status if isinstance(status, int) else None
+
+
+# The worker's side: the Hugging Face cache and the client's settings, read as transformers reads them.
+
+
+def in_cache(repo_id: str, filename: str, revision: str | None) -> bool:
+    """Whether the local Hugging Face cache holds ``filename`` of the model at ``revision``."""
+    from huggingface_hub import try_to_load_from_cache
+
+    return isinstance(try_to_load_from_cache(repo_id, filename, revision=revision), str)
+
+
+def offline() -> bool:
+    """Whether huggingface_hub runs offline (HF_HUB_OFFLINE, read once at its import)."""
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE)
+
+
+def endpoint() -> str:
+    """The Hub the client talks to (HF_ENDPOINT or huggingface.co)."""
+    from huggingface_hub import constants
+
+    return str(constants.ENDPOINT)
+
+
+def dataset_snapshot(repo_id: str, revision: str | None, where: str) -> Path:
+    """A Hub dataset's files at a revision, through the Hugging Face cache (offline-aware)."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    shown = f"{repo_id}@{revision or 'main'}"
+    try:
+        return Path(snapshot_download(repo_id, repo_type="dataset", revision=revision))
+    except LocalEntryNotFoundError:
+        raise FtctlError(
+            f"{where}: {shown} is not in the Hugging Face cache and the Hub is not reachable",
+            hint="download it where the Hub is reachable (huggingface-cli download --repo-type "
+            "dataset) and copy the cache, or unset HF_HUB_OFFLINE",
+        ) from None
+    except HfHubHTTPError as exc:
+        status = exc.response.status_code if exc.response is not None else "no answer"
+        raise FtctlError(
+            f"{where}: the Hub refused {shown} ({status})",
+            hint="check the name, and HF_TOKEN for a private or gated dataset",
+        ) from None

@@ -19,6 +19,7 @@ from ftctl._dvc import DvcRecord
 from ftctl.cache.stat import StatCache
 from ftctl.errors import FtctlError
 from ftctl.lock.lockfile import DvcPin, HfPin, LocalPin, Lockfile
+from ftctl.recipe.refs import COMMIT_RE
 from ftctl.render.terminal import info, warn
 
 
@@ -46,22 +47,9 @@ def locked_revision(lock: Lockfile | None, ref: str, kind: str) -> str | None:
 
 def hub_dataset(repo_id: str, revision: str | None, where: str) -> Path:
     """A Hub dataset's files at a revision, through the Hugging Face cache (offline-aware)."""
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+    from ftctl._hf import dataset_snapshot
 
-    try:
-        return Path(snapshot_download(repo_id, repo_type="dataset", revision=revision))
-    except LocalEntryNotFoundError:
-        raise FtctlError(
-            f"{where}: {repo_id}@{revision or 'main'} is not in the Hugging Face cache and the Hub is not reachable",
-            hint="download it where the Hub is reachable (huggingface-cli download --repo-type dataset) "
-            "and copy the cache, or unset HF_HUB_OFFLINE",
-        ) from None
-    except HfHubHTTPError as exc:
-        raise FtctlError(
-            f"{where}: the Hub refused {repo_id}@{revision or 'main'} ({exc.response.status_code})",
-            hint="check the name, and HF_TOKEN for a private or gated dataset",
-        ) from None
+    return dataset_snapshot(repo_id, revision, where)
 
 
 def fetch_if_tracked(root: Path, path: Path, where: str) -> bool:
@@ -71,19 +59,10 @@ def fetch_if_tracked(root: Path, path: Path, where: str) -> bool:
     repo = find_repo(root)
     if repo is None or not path.is_relative_to(repo) or find_record(repo, path) is None:
         return False
-    from dvc.exceptions import DvcException
-    from dvc.repo import Repo
+    from ftctl._dvc import pull
 
     info(f"ftctl: {where}: not in the workspace; fetching it with dvc pull")
-    try:
-        with Repo(str(repo)) as dvc_repo:
-            dvc_repo.pull(targets=[str(path)])
-    except DvcException as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise FtctlError(
-            f"{where}: dvc pull failed: {first}",
-            hint="check the DVC remote (dvc remote list) and its credentials",
-        ) from None
+    pull(repo, path, where)
     return path.exists()
 
 
@@ -257,29 +236,22 @@ def hub_model(repo_id: str, revision: str | None, where: str) -> bool:
 
 
 def _is_commit(revision: str | None) -> bool:
-    return (
-        revision is not None
-        and len(revision) == 40
-        and all(c in "0123456789abcdef" for c in revision.lower())
-    )
-
-
-# huggingface_hub's cache and settings, read as transformers reads them.
+    return revision is not None and COMMIT_RE.match(revision.lower()) is not None
 
 
 def _in_hub_cache(repo_id: str, filename: str, revision: str | None) -> bool:
-    from huggingface_hub import try_to_load_from_cache
+    from ftctl._hf import in_cache
 
-    return isinstance(try_to_load_from_cache(repo_id, filename, revision=revision), str)
+    return in_cache(repo_id, filename, revision)
 
 
 def _hub_offline() -> bool:
-    from huggingface_hub import constants
+    from ftctl._hf import offline
 
-    return bool(constants.HF_HUB_OFFLINE)
+    return offline()
 
 
 def _hub_endpoint() -> str:
-    from huggingface_hub import constants
+    from ftctl._hf import endpoint
 
-    return str(constants.ENDPOINT)
+    return endpoint()
