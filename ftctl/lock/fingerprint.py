@@ -40,9 +40,51 @@ NON_SEMANTIC_PREFIXES = ("wandb_", "mlflow_")
 _SELECTS_CHECKPOINTS = ("load_best_model_at_end", "early_stopping_patience")
 
 
+# Fields added after scheme 1 (docs/fingerprint.md): left out while at their default, so
+# a recipe that does not use them keeps the fingerprint it had. Set, they count as usual.
+ADDED_FIELDS = frozenset(
+    {
+        "attn_implementation",
+        "eot_tokens",
+        "chat_template_kwargs",
+        "plugins",
+        "liger_rope",
+        "liger_rms_norm",
+        "liger_layer_norm",
+        "liger_swiglu",
+        "liger_glu_activation",
+        "liger_cross_entropy",
+        "liger_fused_linear_cross_entropy",
+        "cut_cross_entropy",
+    }
+)
+ADDED_FSDP_FIELDS = frozenset(
+    {
+        "fsdp_limit_all_gathers",
+        "fsdp_cpu_offload_pin_memory",
+        "fsdp_final_state_dict_type",
+        "fsdp_min_num_params",
+        "fsdp_mixed_precision_policy",
+        "fsdp_forward_prefetch",
+        "fsdp_backward_prefetch",
+    }
+)
+
+
+def _without_unset_additions(config: dict[str, Any]) -> dict[str, Any]:
+    defaults = {name: Recipe.model_fields[name].default for name in ADDED_FIELDS}
+    out = {k: v for k, v in config.items() if not (k in ADDED_FIELDS and v == defaults[k])}
+    fsdp = out.get("fsdp_config")
+    if isinstance(fsdp, dict):
+        out["fsdp_config"] = {
+            k: v for k, v in fsdp.items() if not (k in ADDED_FSDP_FIELDS and v is None)
+        }
+    return out
+
+
 def training_config(recipe: Recipe) -> dict[str, Any]:
     """The recipe as it trains: defaults and derived values filled in, non-semantic fields removed."""
-    config = derive(recipe).model_dump(mode="json")
+    config = _without_unset_additions(derive(recipe).model_dump(mode="json"))
     keep_cadence = any(config.get(key) for key in _SELECTS_CHECKPOINTS)
     return {
         key: value

@@ -8,6 +8,7 @@ so what is hashed is what is trained (docs/recipes.md, "Defaults").
 
 from __future__ import annotations
 
+from ftctl.recipe.keys import CCE_PLUGIN
 from ftctl.recipe.model import Recipe
 
 
@@ -18,6 +19,8 @@ def derived_values(recipe: Recipe) -> dict[str, bool]:
         out["pad_to_sequence_len"] = recipe.sample_packing  # packed batches are padded
     if recipe.eval_sample_packing is None:
         out["eval_sample_packing"] = recipe.sample_packing
+    if recipe.cut_cross_entropy is None and CCE_PLUGIN in (recipe.plugins or ()):
+        out["cut_cross_entropy"] = True  # the plugin turns it on unless the key says otherwise
     return out
 
 

@@ -15,8 +15,10 @@ from pydantic import ValidationError
 from ftctl.cache.parse import ParseCache
 from ftctl.errors import Problem, ValidationFailed
 from ftctl.recipe.datasets import DATASET_TYPE_POINTERS
+from ftctl.recipe.keys import PLUGIN_OF_KEY
 from ftctl.recipe.messages import describe_errors
 from ftctl.recipe.model import Recipe, recipe_name_problem
+from ftctl.recipe.prepare import plugin_feature, prepare
 from ftctl.recipe.rules import check_rules
 from ftctl.recipe.unsupported import RENAMED_KEYS, UNSUPPORTED_KEYS
 from ftctl.yamlio import Document, display_path, load_yaml_file
@@ -79,12 +81,16 @@ def validate_document(document: Document, problems: list[Problem]) -> Recipe | N
             )
         )
         return None
+    document, early = prepare(document, frozenset(Recipe.model_fields))
+    data = document.data
     try:
         recipe = Recipe.model_validate(data)
     except ValidationError as exc:
-        value_problems = describe_errors(exc, document, Recipe, _recipe_key, DATASET_TYPE_POINTERS)
-        found = value_problems + _rules_without(data, value_problems, document)
-        problems.extend(sorted(found, key=_position))
+        found = early + describe_errors(exc, document, Recipe, _recipe_key, DATASET_TYPE_POINTERS)
+        problems.extend(sorted(found + _rules_without(data, found, document), key=_position))
+        return None
+    if early:
+        problems.extend(sorted(early + _rules_without(data, early, document), key=_position))
         return None
     problems.extend(_rule_problems(recipe, document))
     return recipe
@@ -144,4 +150,8 @@ def _recipe_key(key: str) -> tuple[str, str] | None:
         return f"not supported by ftctl (Axolotl's {feature.feature})", feature.hint
     if key in RENAMED_KEYS:
         return "ftctl does not take this key", RENAMED_KEYS[key]
+    if key in PLUGIN_OF_KEY:
+        return f"not supported by ftctl (Axolotl's {plugin_feature(PLUGIN_OF_KEY[key])})", (
+            "remove it"
+        )
     return None

@@ -14,7 +14,14 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ftctl.recipe.datasets import DatasetEntry, NonEmptyStr
-from ftctl.recipe.names import ChatTemplateName, OptimizerName, RLName, SchedulerName
+from ftctl.recipe.names import (
+    AttnImplementation,
+    ChatTemplateName,
+    OptimizerName,
+    PluginName,
+    RLName,
+    SchedulerName,
+)
 from ftctl.recipe.refs import RECIPE_NAME_RE, check_hf_id, model_ref_problem
 from ftctl.recipe.types import (
     AcceleratorsStr,
@@ -64,6 +71,16 @@ class FSDPConfig(_Strict):
     ) = None
     fsdp_activation_checkpointing: bool | None = None
     fsdp_reshard_after_forward: bool | None = None
+    # added after fingerprint scheme 1: left out of the fingerprint while unset
+    fsdp_limit_all_gathers: bool | None = None
+    fsdp_cpu_offload_pin_memory: bool | None = None
+    fsdp_final_state_dict_type: (
+        Literal["FULL_STATE_DICT", "LOCAL_STATE_DICT", "SHARDED_STATE_DICT"] | None
+    ) = None
+    fsdp_min_num_params: PositiveInt | None = None
+    fsdp_mixed_precision_policy: str | None = None
+    fsdp_forward_prefetch: bool | None = None
+    fsdp_backward_prefetch: Literal["BACKWARD_PRE", "BACKWARD_POST", "NO_PREFETCH"] | None = None
 
 
 class PretrainingDataset(_Strict):
@@ -139,7 +156,9 @@ class Recipe(_Strict):
     lora_r: PositiveInt = 8
     lora_alpha: PositiveInt = 16
     lora_dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
-    lora_target_modules: list[NonEmptyStr] | None = None
+    lora_target_modules: list[NonEmptyStr] | NonEmptyStr | None = Field(
+        None, description="module names, or one regex matched against each full module name"
+    )
     lora_target_linear: bool = False
     lora_modules_to_save: list[NonEmptyStr] | None = None
     lora_fan_in_fan_out: bool = False
@@ -183,7 +202,7 @@ class Recipe(_Strict):
     optimizer: OptimizerName = "adamw_torch_fused"
     learning_rate: PositiveFloat
     lr_scheduler: SchedulerName = "cosine"
-    cosine_min_lr_ratio: Fraction | None = None
+    cosine_min_lr_ratio: Annotated[float, Field(ge=0, le=1)] | None = None
     warmup_steps: NonNegativeInt | None = None
     warmup_ratio: Fraction | None = None
     weight_decay: Annotated[float, Field(ge=0)] = 0.0
@@ -196,7 +215,7 @@ class Recipe(_Strict):
     # --- precision, attention, memory
     bf16: bool | Literal["auto"] = False
     fp16: bool = False
-    tf32: bool = False
+    tf32: bool | Literal["auto"] = False
     flash_attention: bool = False
     sdp_attention: bool = False
     gradient_checkpointing: bool = False
@@ -271,6 +290,33 @@ class Recipe(_Strict):
     use_tensorboard: bool = False
 
     seed: NonNegativeInt = 42
+
+    # --- added after fingerprint scheme 1 (ADDED_FIELDS in ftctl.lock.fingerprint): a field
+    # at its default stays out of the fingerprint, so older recipes keep theirs
+    attn_implementation: AttnImplementation | None = Field(
+        None, description="transformers attention: eager, sdpa, flash_attention_2, ..."
+    )
+    eot_tokens: list[NonEmptyStr] | None = Field(
+        None, description="tokens that end a turn (trained with the turn, like the EOS token)"
+    )
+    chat_template_kwargs: dict[str, str | int | float | bool] | None = Field(
+        None, description="extra variables for the chat template, e.g. enable_thinking"
+    )
+    plugins: list[PluginName] | None = Field(
+        None, description="Axolotl plugin names; each maps onto a built-in feature"
+    )
+    liger_rope: bool | None = Field(None, description="liger kernel for rotary embeddings")
+    liger_rms_norm: bool | None = Field(None, description="liger kernel for RMSNorm")
+    liger_layer_norm: bool | None = Field(None, description="liger kernel for LayerNorm")
+    liger_swiglu: bool | None = Field(None, description="liger kernel for SwiGLU")
+    liger_glu_activation: bool | None = Field(None, description="liger kernel for GLU MLPs")
+    liger_cross_entropy: bool | None = Field(None, description="liger cross-entropy loss")
+    liger_fused_linear_cross_entropy: bool | None = Field(
+        None, description="liger fused linear cross-entropy (no full logits in memory)"
+    )
+    cut_cross_entropy: bool | None = Field(
+        None, description="cut cross-entropy loss; default on with its plugin"
+    )
 
     ftctl: FtctlBlock = FtctlBlock()
 

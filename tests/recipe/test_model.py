@@ -8,6 +8,7 @@ import pytest
 
 from ftctl.errors import Location, Problem
 from ftctl.recipe.datasets import DATASET_TYPES
+from ftctl.recipe.keys import axolotl_default
 from ftctl.recipe.load import load_recipe, validate_document
 from ftctl.recipe.model import Recipe
 from ftctl.recipe.refs import ModelRef, RefError, model_ref_problem, parse_model_ref
@@ -167,7 +168,9 @@ def test_chat_template_defaults_follow_axolotl() -> None:
 
 @pytest.mark.parametrize("key", sorted(UNSUPPORTED_KEYS))
 def test_every_unsupported_key_is_named(key: str) -> None:
-    _, problems = validate_text(VALID_RECIPE + f"{key}: true\n")
+    # A value other than Axolotl's default: at the default the feature is off and accepted.
+    value = "false" if axolotl_default(key) is True else "true"
+    _, problems = validate_text(VALID_RECIPE + f"{key}: {value}\n")
     assert len(problems) == 1
     assert (
         f": {key}: not supported by ftctl (Axolotl's {UNSUPPORTED_KEYS[key].feature})"
@@ -205,7 +208,7 @@ def test_recipe_is_frozen() -> None:
     recipe, _ = validate_text(VALID_RECIPE)
     assert recipe is not None
     with pytest.raises(ValueError):
-        recipe.lora_r = 4  # type: ignore[misc]
+        recipe.lora_r = 4  # type: ignore[misc]  # what the test checks: the model is frozen
 
 
 @pytest.mark.parametrize(

@@ -306,10 +306,10 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
         "deepspeed and fsdp exclude each other",
     ),
     (
-        "fsdp_config_needs_fsdp",
-        {"fsdp_config": {"fsdp_offload_params": True}},
+        "deepspeed_or_fsdp",
+        {"deepspeed": "ds/zero3.json", "fsdp_config": {"fsdp_version": 2}},
         "fsdp_config",
-        "has no effect without fsdp",
+        "deepspeed and fsdp exclude each other",
     ),
     (
         "fsdp_no_8bit_optimizer",

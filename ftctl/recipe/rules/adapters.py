@@ -85,12 +85,15 @@ def lora_options_need_adapter(r: Recipe) -> Iterator[Violation]:
 
 @rule
 def target_modules_are_regexes(r: Recipe) -> Iterator[Violation]:
-    for i, pattern in enumerate(r.lora_target_modules or ()):
+    modules = r.lora_target_modules
+    # One string is a regex matched against each full module name (PEFT's reading of it).
+    patterns = [((), modules)] if isinstance(modules, str) else list(enumerate(modules or ()))
+    for i, pattern in patterns:
         try:
             re.compile(pattern)
         except re.error as exc:
             yield Violation(
-                ("lora_target_modules", i),
+                ("lora_target_modules", *((i,) if isinstance(i, int) else ())),
                 f"'{pattern}' is not a valid regular expression ({exc.msg})",
                 "write a module name such as q_proj or a valid regex",
             )

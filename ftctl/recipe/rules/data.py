@@ -99,10 +99,11 @@ def jinja_text_needs_jinja(r: Recipe) -> Iterator[Violation]:
 @rule
 def roles_to_train_not_empty(r: Recipe) -> Iterator[Violation]:
     for i, entry in enumerate(r.datasets or ()):
-        if (
-            getattr(entry, "roles_to_train", None) == []
-            and getattr(entry, "train_on_eos", "") == "none"
-        ):
+        # With no trained role only train_on_eos: all leaves a token to train on; every row
+        # of this dataset would be dropped as untrainable.
+        if getattr(entry, "roles_to_train", None) == [] and getattr(
+            entry, "train_on_eos", ""
+        ) in ("turn", "last", "none"):
             yield Violation(
                 ("datasets", i, "roles_to_train"),
                 "nothing in this dataset would be trained",

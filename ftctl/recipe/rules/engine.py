@@ -70,5 +70,10 @@ def given(recipe: Recipe, name: str) -> bool:
     return name in recipe.model_fields_set
 
 
+def uses_fsdp(recipe: Recipe) -> bool:
+    """FSDP is on with an ``fsdp:`` list or an ``fsdp_config:`` block, as Axolotl reads it."""
+    return bool(recipe.fsdp) or recipe.fsdp_config is not None
+
+
 def has_eval_set(recipe: Recipe) -> bool:
     return recipe.val_set_size > 0 or recipe.test_datasets is not None

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 from ftctl.recipe.model import Recipe
 from ftctl.recipe.names import BNB_8BIT_OPTIMIZERS
-from ftctl.recipe.rules.engine import Violation, has_eval_set, rule
+from ftctl.recipe.rules.engine import Violation, has_eval_set, rule, uses_fsdp
 
 
 @rule
@@ -140,21 +140,14 @@ def one_memory_limit(r: Recipe) -> Iterator[Violation]:
 
 @rule
 def deepspeed_or_fsdp(r: Recipe) -> Iterator[Violation]:
-    if r.deepspeed is not None and r.fsdp:
-        yield Violation(("fsdp",), "deepspeed and fsdp exclude each other", "keep one")
-
-
-@rule
-def fsdp_config_needs_fsdp(r: Recipe) -> Iterator[Violation]:
-    if r.fsdp_config is not None and not r.fsdp:
-        yield Violation(
-            ("fsdp_config",), "has no effect without fsdp", "add fsdp: [full_shard, auto_wrap]"
-        )
+    if r.deepspeed is not None and uses_fsdp(r):
+        where = "fsdp" if r.fsdp else "fsdp_config"
+        yield Violation((where,), "deepspeed and fsdp exclude each other", "keep one")
 
 
 @rule
 def fsdp_no_8bit_optimizer(r: Recipe) -> Iterator[Violation]:
-    if r.fsdp and r.optimizer in BNB_8BIT_OPTIMIZERS:
+    if uses_fsdp(r) and r.optimizer in BNB_8BIT_OPTIMIZERS:
         yield Violation(
             ("optimizer",),
             f"{r.optimizer} keeps 8-bit state that FSDP cannot shard",
