@@ -8,8 +8,10 @@ tracebacks for a user's mistake.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+INTERRUPTED = 130  # the exit code of a command stopped by Ctrl-C: 128 + SIGINT, as a shell reports it
 
 
 @dataclass(frozen=True)
@@ -106,25 +108,6 @@ class EnvVarError(FtctlError):
             f"{variable}={value!r} is not {expected}",
             hint=f"write e.g. {variable}={example}, or unset it",
         )
-
-
-@dataclass
-class ProblemList:
-    """Problems collected while checking several things, reported together."""
-
-    items: list[Problem] = field(default_factory=list)
-
-    def add(self, problem: Problem) -> None:
-        self.items.append(problem)
-
-    def extend(self, problems: Iterable[Problem]) -> None:
-        self.items.extend(problems)
-
-    def __bool__(self) -> bool:
-        return bool(self.items)
-
-    def __len__(self) -> int:
-        return len(self.items)
 
 
 class ValidationFailed(ConfigError):

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ftctl.errors import FtctlError
+from ftctl.errors import INTERRUPTED, FtctlError
 from ftctl.files import write_atomic
 from ftctl.recipe.load import LoadedRecipe
 
@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from ftctl.runspec import RunSpec
     from ftctl.workspace import Workspace
 
-INTERRUPTED = 130  # the exit code of a run stopped by Ctrl-C: 128 + SIGINT, as a shell reports it
 
 DETERMINISM_ENV = {
     "PYTHONHASHSEED": "0",

@@ -20,10 +20,8 @@ import click
 
 from ftctl import __version__
 from ftctl.cli import lock, manifests, plan, recipes, train
-from ftctl.errors import FtctlError, UsageError, one_line
+from ftctl.errors import INTERRUPTED, FtctlError, UsageError, one_line
 from ftctl.render.terminal import error, info
-
-INTERRUPTED = 130
 
 
 class _Interrupted(BaseException):

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ftctl.errors import UsageError
+from ftctl.errors import INTERRUPTED, UsageError
 from ftctl.render.terminal import echo
 
 if TYPE_CHECKING:
@@ -26,7 +26,7 @@ def train(recipe: str, output: Path | None) -> None:
 
     Exit codes: 0 trained, 1 an error, 130 interrupted (Ctrl-C); an unfinished run leaves no run directory.
     """
-    from ftctl.launch import INTERRUPTED, Worker, train_directly
+    from ftctl.launch import Worker, train_directly
     from ftctl.workspace import discover
 
     with Worker.start() as worker:  # the training stack imports while the recipe is checked
@@ -50,7 +50,6 @@ def train(recipe: str, output: Path | None) -> None:
 @click.option("--rows", default=3, show_default=True, help="How many rows to print.")
 def preprocess(recipe: str, debug: bool, rows: int) -> None:
     """Show how a recipe's datasets are tokenized and masked, as the worker will train them."""
-    from ftctl.launch import INTERRUPTED
     from ftctl.launch import preprocess as run_preprocess
     from ftctl.workspace import discover
 

@@ -10,10 +10,8 @@ import signal
 from collections.abc import Callable
 from types import FrameType
 
-from ftctl.errors import FtctlError
+from ftctl.errors import INTERRUPTED, FtctlError
 from ftctl.render.terminal import error
-
-INTERRUPTED = 130  # 128 + SIGINT, as a shell reports it
 
 
 def run_process(body: Callable[[], int]) -> int:

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from ftctl.errors import FtctlError
-from ftctl.launch import INTERRUPTED, Worker, run_worker
+from ftctl.errors import INTERRUPTED, FtctlError
+from ftctl.launch import Worker, run_worker
 from ftctl.recipe.load import load_recipe
 from ftctl.recipe.model import Recipe
 from ftctl.worker.preflight import check_hardware
