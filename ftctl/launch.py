@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,6 +33,19 @@ DETERMINISM_ENV = {
     "TOKENIZERS_PARALLELISM": "false",
     "HF_HUB_DISABLE_TELEMETRY": "1",
 }
+
+
+# The worker runs only installed code: -P keeps the working directory off sys.path (and a spec
+# or run directory is its cwd), and no PYTHONPATH is passed on, so nothing in a workspace, a
+# pull request's files included, can shadow ftctl or a dependency.
+SAFE_PYTHON = (sys.executable, "-P")
+_UNSAFE_ENV = ("PYTHONPATH", "PYTHONSTARTUP", "PYTHONHOME", "PYTHONUSERBASE", "PYTHONINSPECT")
+
+
+def worker_env() -> dict[str, str]:
+    """The worker's environment: ftctl's, less what could point the interpreter at other code."""
+    env = {k: v for k, v in os.environ.items() if k not in _UNSAFE_ENV}
+    return {**env, **DETERMINISM_ENV, "PYTHONSAFEPATH": "1"}  # children (accelerate) too
 
 
 def default_output(root: Path, loaded: LoadedRecipe) -> Path:
@@ -57,15 +71,15 @@ def train_directly(
 
 def preprocess(recipe_path: Path, root: Path, rows: int) -> tuple[list[str], int]:
     """`ftctl preprocess`: the lines the worker printed (only it loads a tokenizer), its exit code."""
-    import tempfile
-
     command = [
-        *(sys.executable, "-m", "ftctl.worker.preprocess"),
+        *(*SAFE_PYTHON, "-m", "ftctl.worker.preprocess"),
         *(str(recipe_path.resolve()), str(root.resolve()), str(rows)),
     ]
-    env = {**os.environ, **DETERMINISM_ENV}
-    with tempfile.TemporaryFile() as out:  # a file, not a pipe: waiting can never deadlock
-        code = wait(subprocess.Popen(command, stdout=out, env=env))
+    with (
+        tempfile.TemporaryFile() as out,  # a file, not a pipe: waiting can never deadlock
+        tempfile.TemporaryDirectory() as cwd,
+    ):
+        code = wait(subprocess.Popen(command, stdout=out, env=worker_env(), cwd=cwd))
         out.seek(0)
         return out.read().decode("utf-8").splitlines(), code
 
@@ -104,11 +118,14 @@ class Worker:
 
     @classmethod
     def start(cls) -> Worker:
-        env = {**os.environ, **DETERMINISM_ENV}
+        env = worker_env()
         if gpu_count(env) > 1:
             return cls(None)  # accelerate launch starts its processes itself, from a spec file
         proc = subprocess.Popen(
-            [sys.executable, "-m", "ftctl.worker", "-"], stdin=subprocess.PIPE, env=env
+            [*SAFE_PYTHON, "-m", "ftctl.worker", "-"],
+            stdin=subprocess.PIPE,
+            env=env,
+            cwd=tempfile.gettempdir(),  # not the workspace: nothing there is importable
         )
         return cls(proc)
 
@@ -185,9 +202,10 @@ def run_worker(
 def _run_spec_file(spec: RunSpec, output: Path) -> int:
     spec_path = output / "spec.json"
     write_atomic(spec_path, spec.model_dump_json(indent=2) + "\n")
-    env = {**os.environ, **DETERMINISM_ENV}
+    env = worker_env()
     try:
-        return wait(subprocess.Popen(worker_command(spec_path, gpu_count(env)), env=env))
+        command = worker_command(spec_path, gpu_count(env))
+        return wait(subprocess.Popen(command, env=env, cwd=output))
     finally:
         spec_path.unlink(missing_ok=True)  # not part of the run directory's contract
 
@@ -231,9 +249,9 @@ def worker_command(spec_path: Path, gpus: int) -> list[str]:
     """One worker process, or one per GPU through `accelerate launch` (DeepSpeed/FSDP come from the recipe)."""
     worker = ["-m", "ftctl.worker", str(spec_path)]
     if gpus <= 1:
-        return [sys.executable, *worker]
+        return [*SAFE_PYTHON, *worker]
     return [
-        sys.executable,
+        *SAFE_PYTHON,
         "-m",
         "accelerate.commands.launch",
         "--num_processes",

@@ -106,8 +106,9 @@ def test_checkpoint_cadence_and_best_model(tmp_path: Path) -> None:
 
 def test_multi_gpu_launch_through_accelerate(tmp_path: Path) -> None:
     spec = tmp_path / "spec.json"
-    assert worker_command(spec, 1)[1:] == ["-m", "ftctl.worker", str(spec)]
+    assert worker_command(spec, 1)[1:] == ["-P", "-m", "ftctl.worker", str(spec)]
     assert worker_command(spec, 4)[1:] == [
+        "-P",
         "-m",
         "accelerate.commands.launch",
         "--num_processes",
