@@ -2,7 +2,9 @@
 
 Canonical: sorted keys, no whitespace, UTF-8, no NaN/Infinity. Strict
 reading rejects duplicate keys and NaN/Infinity, so two parsers can never
-disagree about what a signed document says.
+disagree about what a signed document says, and nesting deeper than
+``MAX_DEPTH`` (the decoder recurses; Python's recursion limit stops it long
+before the C stack would overflow) or text larger than ``MAX_BYTES``.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import hashlib
 import json
 from typing import Any
 
-from ftctl.errors import FtctlError
+from ftctl.errors import FtctlError, one_line
 
 
 class JSONError(FtctlError):
@@ -60,9 +62,35 @@ def _no_constant(name: str) -> Any:
     raise JSONError(f"{name} is not allowed")
 
 
-def strict_loads(data: bytes | str) -> Any:
-    """Parse JSON, refusing duplicate keys and NaN/Infinity."""
+MAX_DEPTH = 64  # far above any document ftctl writes or reads
+MAX_BYTES = 64 * 1024 * 1024
+
+
+def nesting_depth(value: Any) -> int:
+    """How deeply lists and objects nest in a parsed value, walked without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, depth)
+            stack.extend(
+                (child, depth + 1) for child in (item.values() if isinstance(item, dict) else item)
+            )
+    return deepest
+
+
+def strict_loads(
+    data: bytes | str, *, max_depth: int = MAX_DEPTH, max_bytes: int = MAX_BYTES
+) -> Any:
+    """Parse JSON, refusing duplicate keys, NaN/Infinity, nesting past ``max_depth`` and oversize text."""
+    if len(data) > max_bytes:
+        raise JSONError(f"larger than {max_bytes // (1024 * 1024)} MiB")
     try:
-        return json.loads(data, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+        value = json.loads(data, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
     except ValueError as exc:  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise JSONError(str(exc)) from None
+        raise JSONError(one_line(str(exc))) from None
+    except RecursionError:  # the decoder recurses per level; Python's limit stops it first
+        raise JSONError(f"nested more than {max_depth} levels deep") from None
+    if nesting_depth(value) > max_depth:
+        raise JSONError(f"nested more than {max_depth} levels deep")
+    return value

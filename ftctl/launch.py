@@ -65,8 +65,27 @@ def train_directly(
     loaded = load_recipe(recipe_path)
     target = output if output is not None else default_output(workspace.root, loaded)
     base_dir = upstream_output(workspace, loaded)
-    code = run_worker(workspace.root, loaded, target, base_model_dir=base_dir, worker=worker)
+    lock = fresh_lock(workspace, loaded)
+    code = run_worker(
+        workspace.root, loaded, target, lock=lock, base_model_dir=base_dir, worker=worker
+    )
     return target, code
+
+
+def fresh_lock(workspace: Workspace, loaded: LoadedRecipe) -> Path | None:
+    """The recipe's lock when it is fresh (computed offline, as `lock --check` does), else None.
+
+    With it the worker verifies every input against the lock and the run records the
+    fingerprint it trained; without it the run is recorded as unlocked. A DVC-tracked
+    dataset that differs from its record stops the training here, with lock's own message.
+    """
+    from ftctl.lock.resolve import compute_locks, load_workspace_recipes
+
+    recipes = load_workspace_recipes(workspace)
+    if loaded.name not in recipes or recipes[loaded.name].path.resolve() != loaded.path.resolve():
+        return None  # a recipe file outside the workspace's recipes: nothing to lock it against
+    outcome = compute_locks(workspace, recipes, [loaded.name], network=False).outcomes[-1]
+    return outcome.path if outcome.status == "fresh" else None
 
 
 def preprocess(recipe_path: Path, root: Path, rows: int) -> tuple[list[str], int]:
@@ -157,7 +176,6 @@ def run_worker(
     root: Path,
     loaded: LoadedRecipe,
     output: Path,
-    fingerprint: str | None = None,
     *,
     lock: Path | None = None,
     base_model_dir: Path | None = None,
@@ -185,7 +203,6 @@ def run_worker(
             name=loaded.name,
             workspace=str(root.resolve()),
             output_dir=str(output),
-            fingerprint=fingerprint,
             lock=str(lock.resolve()) if lock is not None else None,
             base_model_dir=str(base_model_dir.resolve()) if base_model_dir is not None else None,
         )

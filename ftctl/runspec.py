@@ -1,8 +1,15 @@
-"""The run spec: what `ftctl train` (and apply) hand the worker, as JSON."""
+"""What the controller and the worker hand each other, as JSON.
+
+The run spec goes in: which recipe, which lock, where to write. The trained
+record comes out, in result.json: what the worker verified before it trained,
+so that attest signs only what the run itself vouches for.
+"""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class RunSpec(BaseModel):
@@ -12,10 +19,23 @@ class RunSpec(BaseModel):
     name: str
     workspace: str  # absolute path of the workspace root (relative inputs resolve against it)
     output_dir: str  # the run directory to write (docs/run-dir.md)
-    fingerprint: str | None = None  # the lock's, when apply runs it; recorded in result.json
     lock: str | None = (
         None  # absolute path of the lock apply planned with: revisions and digests to hold to
     )
     base_model_dir: str | None = (
         None  # for base_model: recipe:<name>, the upstream's adapter or model directory
+    )
+
+
+class TrainedRecord(BaseModel):
+    """``trained`` in result.json: what the worker verified, then trained."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    fingerprint: str | None = Field(
+        description="the lock's fingerprint; null when trained without a fresh lock (unlocked)"
+    )
+    config_digest: str = Field(description="sha256 of the training config the worker trained")
+    inputs: dict[str, Any] | None = Field(
+        description="the lock's identity of every input, each verified before training"
     )

@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ftctl.errors import Problem, UsageError, ValidationFailed
+from ftctl.errors import Problem, UsageError, ValidationFailed, excerpt
 from ftctl.recipe.messages import describe_errors
 from ftctl.recipe.refs import check_hf_id
 from ftctl.recipe.types import ExecutorNameStr
@@ -124,11 +124,30 @@ class Workspace:
         else:
             folder = self.root / pattern
             found = [p for p in folder.iterdir()] if folder.is_dir() else []
-        return sorted(p for p in found if p.suffix in RECIPE_SUFFIXES and p.is_file())
+        recipes = sorted(p for p in found if p.suffix in RECIPE_SUFFIXES and p.is_file())
+        self._refuse_outside(recipes)
+        return recipes
+
+    def _refuse_outside(self, recipes: list[Path]) -> None:
+        """A recipe reached through a symlink or a glob that leaves the workspace is refused."""
+        real_root = self.root.resolve()
+        for path in recipes:
+            try:
+                inside = path.resolve().is_relative_to(real_root)
+            except (OSError, RuntimeError):  # a symlink loop
+                inside = False
+            if not inside:
+                shown = path.relative_to(self.root) if path.is_relative_to(self.root) else path
+                raise UsageError(
+                    f"{shown}: the recipe lies outside the workspace",
+                    hint="keep recipes in the repository (and the recipes glob of ftctl.yaml in it)",
+                )
 
 
 def resolve_path(root: Path, text: str) -> Path:
     """A path written in a recipe: absolute (``~`` expanded), or relative to the workspace ``root``."""
+    if "\x00" in text:  # the OS cannot take it: every call on such a path raises ValueError
+        raise UsageError(f"path {excerpt(text)} holds a NUL byte", hint="remove it from the path")
     path = Path(text).expanduser()
     return path if path.is_absolute() else root / path
 

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from ftctl.cli import main
 from tests.hubserver import HubServer, serve
+from tests.rundirs import finished_run
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -83,16 +87,35 @@ def run_cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch)
             monkeypatch.chdir(cwd)
         monkeypatch.setattr(sys, "argv", ["ftctl", *args])
         capsys.readouterr()
-        try:
-            main()
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        code = _main()
         captured = capsys.readouterr()
         assert "Traceback" not in captured.err + captured.out
         return Result(code, captured.out, captured.err)
 
     return run
+
+
+def invoke_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> Result:
+    """``run_cli`` for fixtures wider than one test, which cannot use capsys or monkeypatch."""
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(cwd)
+        patch.setattr(sys, "argv", ["ftctl", *args])
+        for name, value in (env or {}).items():
+            patch.setenv(name, value)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = _main()
+    assert "Traceback" not in err.getvalue() + out.getvalue()
+    return Result(code, out.getvalue(), err.getvalue())
+
+
+def _main() -> int:
+    """Run the console script's entry point; its exit status."""
+    try:
+        main()
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return 0
 
 
 @pytest.fixture
@@ -102,6 +125,13 @@ def workspace(tmp_path: Path) -> Path:
     (root / "recipes").mkdir(parents=True)
     (root / ".git").mkdir()  # discovery stops at a repository boundary
     return root
+
+
+def json_object(data: str | bytes) -> dict[str, Any]:
+    """Parse JSON that must be an object (a plan, lock, envelope or statement)."""
+    value = json.loads(data)
+    assert isinstance(value, dict), f"not a JSON object: {value!r:.80}"
+    return value
 
 
 def write(path: Path, text: str) -> Path:
@@ -155,7 +185,7 @@ class ScenarioWorkspace:
         self.cli = run_cli
         self.runs = 0
 
-    def ftctl(self, *args: str) -> object:
+    def ftctl(self, *args: str) -> Result:
         return self.cli(*args, cwd=self.root)
 
     def commit(self) -> None:
@@ -172,29 +202,17 @@ class ScenarioWorkspace:
         self.runs += 1
         minute = self.runs if minute is None else minute
         run = self.root / ".runs" / f"{name}-{self.runs}"
-        write(run / "adapter" / "adapter_model.safetensors", f"weights of {name} run {self.runs}")
-        write(run / "train-log.jsonl", '{"step": 1, "loss": 1.0}\n')
-        write(run / "environment.json", '{"python": "3.11.7"}\n')
-        write(
-            run / "result.json",
-            json.dumps(
-                {
-                    "started_at": f"2026-11-24T10:{minute:02d}:00Z",
-                    "finished_at": f"2026-11-24T11:{minute:02d}:00Z",
-                    "metrics": {"train_loss": 1.0},
-                    "host": "ci",
-                }
-            ),
-        )
+        weights = f"weights of {name} run {self.runs}"
+        finished_run(self.root, run, name, weights=weights, minute=minute)
         result = self.cli("attest", str(run), "--recipe", name, cwd=self.root)
         assert result.code == 0, result.err
         self.commit()
         return self.root / result.out.strip()
 
-    def plan(self, *args: str) -> dict[str, object]:
+    def plan(self, *args: str) -> dict[str, Any]:
         result = self.cli("plan", "--json", *args, cwd=self.root)
         assert result.code == 0, result.err
-        return json.loads(result.out)
+        return json_object(result.out)
 
 
 @pytest.fixture

@@ -47,6 +47,7 @@ def test_data_rebuilds_to_the_dvc_recorded_digests(tmp_path: Path) -> None:
         assert (tmp_path / name).stat().st_size == record["size"]
 
 
+@pytest.mark.slow
 def test_model_rebuilds_identically(tmp_path: Path) -> None:
     pytest.importorskip("torch", reason="rebuilding the tiny model needs the train extra")
     from safetensors.numpy import load_file

@@ -63,6 +63,7 @@ MODULES = sorted(
 )
 
 
+@pytest.mark.slow
 def test_every_module_imports_alone() -> None:
     for name in MODULES:
         proc = subprocess.run(

@@ -405,6 +405,7 @@ _RUN_TYPES: dict[str, Any] = {
     "finished_on": str,
     "publish": _OPT_STR,
     "digest": str,
+    "external": bool,
 }
 
 

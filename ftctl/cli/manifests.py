@@ -31,8 +31,17 @@ def keygen(name: str, out: Path | None) -> None:
 @click.command()
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--recipe", "name", required=True, help="The recipe the run trained.")
-def attest(run_dir: Path, name: str) -> None:
-    """Sign the manifest of a finished run directory and write it under manifests/."""
+@click.option(
+    "--external",
+    is_flag=True,
+    help="The run was trained outside ftctl: record that its inputs were not verified.",
+)
+def attest(run_dir: Path, name: str, external: bool) -> None:
+    """Sign the manifest of a finished run directory and write it under manifests/.
+
+    The run must vouch for what it trained (its result.json records the fingerprint,
+    training config and inputs the worker verified), and they must be the fresh lock's.
+    """
     with importing():
         from ftctl.lock.resolve import compute_locks, load_workspace_recipes
         from ftctl.provenance.attest import attest as build_and_sign
@@ -53,7 +62,9 @@ def attest(run_dir: Path, name: str) -> None:
             f"{outcome.shown} is {outcome.status}",
             hint=f"run `ftctl lock {name}` and commit the lock first",
         )
-    path, statement = build_and_sign(workspace, recipes[name], outcome.old, outcome.path, run, key)
+    path, statement = build_and_sign(
+        workspace, recipes[name], outcome.old, outcome.path, run, key, external=external
+    )
     echo(str(path.relative_to(workspace.root)))
     if not statement.predicate.buildDefinition.internalParameters.committed:
         warn("the recipe or lock is not committed; `ftctl audit` will fail this manifest")

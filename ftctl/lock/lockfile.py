@@ -111,6 +111,15 @@ class Lockfile(_Strict):
     trainer: dict[str, str]
     fingerprint: Sha256
 
+    def input_identities(self) -> dict[str, Any]:
+        """Every input by name (``base_model``, ``datasets[0]``, ...) as the lock pins it."""
+        out: dict[str, Any] = {"base_model": self.base_model.identity()}
+        if self.lora_model_dir is not None:
+            out["lora_model_dir"] = self.lora_model_dir.identity()
+        out.update((f"datasets[{i}]", pin.identity()) for i, pin in enumerate(self.datasets))
+        out["pins"] = self.pins.digest
+        return out
+
 
 def render(lock: Lockfile) -> str:
     """The lock's text: fixed key order, each input on one line, a header comment.

@@ -232,7 +232,8 @@ def _recorded(
 
 
 def _run(record: Record) -> Run:
-    return Run(record.fingerprint, record.finished_on, record.summary.publish, record.shown)
+    summary = record.summary
+    return Run(summary.fingerprint, summary.finished_on, summary.publish, record.shown, summary.external)
 
 
 @dataclass

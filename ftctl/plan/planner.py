@@ -84,6 +84,7 @@ class Run:
     finished_on: str
     publish: str | None
     path: str  # as shown to the user
+    external: bool = False  # attested with --external: ftctl did not verify its inputs
 
 
 @dataclass(frozen=True)
@@ -204,6 +205,7 @@ def _before(rec: Recorded) -> dict[str, Any] | None:
         "finishedOn": run.finished_on,
         "manifest": run.path,
         "publish": run.publish,
+        "external": run.external,
     }
 
 

@@ -27,6 +27,7 @@ class AuditRow:
     finished_on: str | None
     ok: bool
     reason: str
+    external: bool = False  # attested with --external: its inputs were not verified by ftctl
 
 
 def audit(root: Path, trusted: dict[str, Ed25519PublicKey]) -> list[AuditRow]:
@@ -48,6 +49,7 @@ def audit(root: Path, trusted: dict[str, Ed25519PublicKey]) -> list[AuditRow]:
                     record.finished_on,
                     reason is None,
                     reason or "ok",
+                    record.summary.external,
                 )
             )
     return sorted(rows, key=lambda row: row.path)

@@ -135,12 +135,20 @@ def signing_key_from_env() -> Ed25519PrivateKey:
     return key
 
 
+MAX_PUBLIC_KEY_BYTES = 64 * 1024  # an Ed25519 PEM is 113 bytes
+
+
 def load_public_key(path: Path) -> Ed25519PublicKey:
+    """A trusted key file: a regular file (never a FIFO or device) of at most 64 KiB."""
+    from ftctl.files import read_regular
+
+    pem = read_regular(path, MAX_PUBLIC_KEY_BYTES, str(path), what="public key")
     try:
-        key = serialization.load_pem_public_key(path.read_bytes())
-    except (OSError, ValueError, UnsupportedAlgorithm) as exc:
+        key = serialization.load_pem_public_key(pem)
+    except (ValueError, UnsupportedAlgorithm):
         raise FtctlError(
-            f"{path}: not a readable public key ({exc})", hint="regenerate it with `ftctl keygen`"
+            f"{path}: not a readable public key (not an Ed25519 PEM key)",
+            hint="regenerate it with `ftctl keygen`",
         ) from None
     if not isinstance(key, Ed25519PublicKey):
         raise FtctlError(f"{path}: not an Ed25519 public key")

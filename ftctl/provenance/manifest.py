@@ -8,6 +8,7 @@ there, and that no symlink leaves the directory.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,10 +17,11 @@ from pydantic import ValidationError
 
 from ftctl.canonical import JSONError, canonical_json, strict_loads
 from ftctl.errors import FtctlError
-from ftctl.files import write_atomic
+from ftctl.files import UnreadableInput, read_regular, write_atomic
 from ftctl.provenance import dsse
 from ftctl.provenance.rundir import PROVENANCE_DIR, artifact_digests
 from ftctl.provenance.statement import Statement
+from ftctl.yamlio import display_path
 
 SUFFIX = ".intoto.json"
 
@@ -46,14 +48,40 @@ class VerifiedManifest:
 
 
 def manifest_name(statement: Statement) -> str:
+    """``<UTC finish>-<fingerprint 12>-<run id 12>.intoto.json``: one name per run."""
     stamp = statement.finished_on.replace("-", "").replace(":", "").split(".")[0].rstrip("Z") + "Z"
-    return f"{stamp}-{statement.fingerprint.removeprefix('sha256:')[:12]}{SUFFIX}"
+    run = _run_tag(statement)
+    return f"{stamp}-{statement.fingerprint.removeprefix('sha256:')[:12]}-{run}{SUFFIX}"
 
 
-def write_manifest(root: Path, statement: Statement, envelope: bytes) -> Path:
-    path = root / "manifests" / statement.name / manifest_name(statement)
-    write_atomic(path, envelope + b"\n")
-    return path
+def _run_tag(statement: Statement) -> str:
+    invocation = statement.predicate.runDetails.metadata.invocationId
+    return hashlib.sha256(invocation.encode("utf-8")).hexdigest()[:12]
+
+
+class AlreadyRecorded(FtctlError):
+    """The run has a manifest already: records are append-only."""
+
+
+def write_manifest(root: Path, statement: Statement, envelope: bytes) -> tuple[Path, bool]:
+    """Write the run's manifest once; (path, written). Records are append-only.
+
+    Attesting the same run again is a no-op when the bytes are identical, refused otherwise:
+    a manifest is never replaced.
+    """
+    folder = root / "manifests" / statement.name
+    path = folder / manifest_name(statement)
+    data = envelope + b"\n"
+    earlier = sorted(folder.glob(f"*-{_run_tag(statement)}{SUFFIX}")) if folder.is_dir() else []
+    for existing in earlier:
+        if existing == path and existing.read_bytes() == data:
+            return path, False
+        raise AlreadyRecorded(
+            f"this run is already recorded in {display_path(existing, root)}",
+            hint="a manifest is never replaced; train again for a new record",
+        )
+    write_atomic(path, data)
+    return path, True
 
 
 def sign_statement(statement: Statement, key: Ed25519PrivateKey) -> bytes:
@@ -85,11 +113,18 @@ def verify_bytes(
 def verify_file(
     path: Path, trusted: dict[str, Ed25519PublicKey], threshold: int = 1
 ) -> VerifiedManifest:
+    return verify_bytes(read_manifest_bytes(path), trusted, path, threshold)
+
+
+MAX_MANIFEST_BYTES = 16 * 1024 * 1024  # a manifest is a few KiB; subjects are names, not files
+
+
+def read_manifest_bytes(path: Path) -> bytes:
+    """A manifest file's bytes: a regular file, bounded, never blocking; else ManifestError."""
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ManifestError(path, f"cannot be read ({exc.strerror})") from None
-    return verify_bytes(data, trusted, path, threshold)
+        return read_regular(path, MAX_MANIFEST_BYTES, str(path), what="manifest")
+    except UnreadableInput as exc:
+        raise ManifestError(path, exc.problem.message) from None
 
 
 def verify_artifacts(manifest: VerifiedManifest, directory: Path) -> None:
@@ -122,9 +157,9 @@ def verify_artifacts(manifest: VerifiedManifest, directory: Path) -> None:
 def _embedded_copy_problem(copy: Path, payload: bytes) -> str | None:
     """Why the run directory's own copy of its manifest is not this manifest, or None."""
     try:
-        embedded = dsse.parse(copy.read_bytes())
-    except OSError as exc:
-        return f"cannot be read ({exc.strerror})"
+        embedded = dsse.parse(read_regular(copy, MAX_MANIFEST_BYTES, str(copy), what="manifest"))
+    except UnreadableInput as exc:
+        return exc.problem.message
     except dsse.EnvelopeError as exc:
         return f"is not a manifest: {exc.reason}"
     return None if embedded.payload == payload else "records another run"

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from ftctl.provenance.manifest import VerifiedManifest
 
 MANIFEST_SUFFIX = ".intoto.json"
+EXTERNAL_BUILDER = "https://ftctl.dev/builders/external"  # the builder of a run ftctl did not train
 MANIFESTS_DIR = "manifests"
 
 TrustedKeys = Callable[[], "dict[str, Ed25519PublicKey]"]
@@ -39,6 +40,7 @@ class Summary:
     finished_on: str
     publish: str | None
     digest: str  # sha256 of the envelope's bytes
+    external: bool  # attested with --external: its inputs were not verified by ftctl
 
 
 @dataclass(frozen=True)
@@ -169,6 +171,7 @@ def _verify(
         statement.finished_on,
         statement.predicate.buildDefinition.externalParameters.publish,
         hashlib.sha256(data).hexdigest(),
+        statement.predicate.runDetails.builder.id == EXTERNAL_BUILDER,
     )
     return manifest, summary
 

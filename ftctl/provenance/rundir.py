@@ -7,18 +7,23 @@
       result.json         {"started_at", "finished_at", "metrics", "steps", "tokens_seen", ...}
 
 The files under adapter/ become the manifest's subjects; the other three are
-byproducts. Documented in docs/run-dir.md.
+byproducts. Documented in docs/run-dir.md. result.json is checked here
+(times in order and in range, counts non-negative, metrics numbers), so
+attest builds its statement from checked data.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from ftctl.cache.stat import StatCache
 from ftctl.canonical import JSONError, strict_loads
-from ftctl.errors import FtctlError
+from ftctl.errors import FtctlError, excerpt
+from ftctl.files import UnreadableInput, read_regular
 from ftctl.hashing import file_digest, walk_files
 
 BYPRODUCTS = ("train-log.jsonl", "environment.json", "result.json")
@@ -36,18 +41,66 @@ class RunDir:
         return self.root / "adapter"
 
 
+MAX_JSON_BYTES = 16 * 1024 * 1024  # result.json and environment.json are a few KiB
+EARLIEST, LATEST = 2000, 2200  # years a real run can start or finish in
+COUNTS = ("steps", "tokens_seen", "epochs", "samples", "train_samples")
+
+
 def _json_file(path: Path) -> dict[str, Any]:
     try:
-        data = strict_loads(path.read_bytes())
-    except FileNotFoundError:
-        raise FtctlError(
-            f"{path}: missing", hint="is this the directory `ftctl train` wrote?"
-        ) from None
-    except (OSError, JSONError) as exc:
-        raise FtctlError(f"{path}: not valid JSON ({exc})") from None
+        raw = read_regular(path, MAX_JSON_BYTES, str(path), what="run file")
+    except UnreadableInput as exc:
+        missing = "not found" in exc.problem.message
+        hint = "is this the directory `ftctl train` wrote?" if missing else None
+        raise FtctlError(f"{path}: {exc.problem.message}", hint=hint) from None
+    try:
+        data = strict_loads(raw)
+    except JSONError as exc:
+        raise FtctlError(f"{path}: not valid JSON ({exc.reason})") from None
     if not isinstance(data, dict):
         raise FtctlError(f"{path}: expected a JSON object")
     return data
+
+
+def _when(result: dict[str, Any], key: str, shown: Path) -> datetime:
+    """``result[key]`` as an aware datetime in a plausible year; else one error naming it."""
+    value = result.get(key)
+    if not isinstance(value, str):
+        raise FtctlError(f"{shown}: {key} is missing", hint="an unfinished run cannot be attested")
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        if when.tzinfo is None:
+            raise ValueError("no time zone")
+        year = when.astimezone(UTC).year  # 9999-12-31T23:59:59-05:00 overflows here
+    except (ValueError, OverflowError):
+        raise FtctlError(
+            f"{shown}: {key} {excerpt(value)} is not an ISO-8601 time with a time zone",
+            hint="write it in UTC, e.g. 2026-11-24T22:00:00Z",
+        ) from None
+    if not EARLIEST <= year <= LATEST:
+        raise FtctlError(f"{shown}: {key} {excerpt(value)} is not between {EARLIEST} and {LATEST}")
+    return when
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_result(result: dict[str, Any], shown: Path) -> None:
+    """Times in order and in range, counts non-negative, metrics a mapping of numbers."""
+    started, finished = _when(result, "started_at", shown), _when(result, "finished_at", shown)
+    if started > finished:
+        raise FtctlError(f"{shown}: started_at is after finished_at")
+    for key in COUNTS:
+        value = result.get(key)
+        if value is not None and not (_is_number(value) and isinstance(value, int) and value >= 0):
+            raise FtctlError(f"{shown}: {key} must be a whole number, 0 or more")
+    metrics = result.get("metrics", {})
+    if not isinstance(metrics, dict):
+        raise FtctlError(f"{shown}: metrics must be an object of names to numbers")
+    for name, value in metrics.items():
+        if not (_is_number(value) and math.isfinite(value)):
+            raise FtctlError(f"{shown}: metrics {excerpt(name)} is not a finite number")
 
 
 def read_run_dir(root: Path) -> RunDir:
@@ -59,12 +112,7 @@ def read_run_dir(root: Path) -> RunDir:
             hint="a run directory holds adapter/, result.json, environment.json, train-log.jsonl",
         )
     result = _json_file(root / "result.json")
-    for key in ("started_at", "finished_at"):
-        if not isinstance(result.get(key), str):
-            raise FtctlError(
-                f"{root / 'result.json'}: {key} is missing",
-                hint="an unfinished run cannot be attested",
-            )
+    check_result(result, root / "result.json")
     environment = _json_file(root / "environment.json")
     if not (root / "train-log.jsonl").is_file():
         raise FtctlError(f"{root / 'train-log.jsonl'}: missing")

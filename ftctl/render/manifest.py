@@ -8,7 +8,7 @@ from typing import Any
 
 from ftctl.provenance.audit import AuditRow
 from ftctl.provenance.manifest import ManifestError, VerifiedManifest
-from ftctl.provenance.records import RecipeRecords
+from ftctl.provenance.records import EXTERNAL_BUILDER, RecipeRecords
 from ftctl.yamlio import display_path
 
 
@@ -103,6 +103,11 @@ def why(previous: VerifiedManifest | None, current: VerifiedManifest) -> str:
     return "changed: " + ", ".join(sorted(set(changed))) if changed else "changed: trainer"
 
 
+def is_external(manifest: VerifiedManifest) -> bool:
+    """Whether the run was attested with --external (ftctl did not verify its inputs)."""
+    return manifest.statement.predicate.runDetails.builder.id == EXTERNAL_BUILDER
+
+
 def log_lines(state: RecipeRecords) -> list[str]:
     lines = []
     previous = None
@@ -112,8 +117,10 @@ def log_lines(state: RecipeRecords) -> list[str]:
         previous = manifest
     for manifest, reason in reversed(entries):
         shown = ", ".join(f"{k}={v}" for k, v in sorted(metrics(manifest).items())) or "-"
+        external = "  (external: inputs not verified by ftctl)" if is_external(manifest) else ""
         lines.append(
-            f"{manifest.statement.finished_on}  {short(manifest.statement.fingerprint)}  {reason}  [{shown}]"
+            f"{manifest.statement.finished_on}  {short(manifest.statement.fingerprint)}  {reason}  "
+            f"[{shown}]{external}"
         )
     lines.extend(f"REJECTED {r.shown}: {r.reason}" for r in state.rejected)
     return lines
@@ -128,7 +135,7 @@ def audit_rows(rows: list[AuditRow]) -> list[list[str]]:
             row.recipe,
             row.finished_on or "-",
             short(row.fingerprint),
-            "ok" if row.ok else f"FAIL: {row.reason}",
+            ("ok" if row.ok else f"FAIL: {row.reason}") + (" (external)" if row.external else ""),
         ]
         for row in rows
     ]
@@ -145,6 +152,7 @@ def audit_json(root: Path, rows: list[AuditRow]) -> str:
                 "finishedOn": r.finished_on,
                 "ok": r.ok,
                 "reason": r.reason,
+                "external": r.external,
             }
             for r in rows
         ],

@@ -49,6 +49,12 @@ def reason_line(reason: Reason) -> str:
     return f"{reason.kind:<19} {reason.text()}" if reason.text() != reason.kind else reason.kind
 
 
+def _marked(change: Change) -> str:
+    """The recipe's name, marked when its recorded run was attested --external."""
+    external = bool((change.before or {}).get("external"))
+    return f"{change.recipe} (external: inputs not verified by ftctl)" if external else change.recipe
+
+
 def terminal_lines(plan: Plan, styled: bool = True) -> list[tuple[str, str | None]]:
     """(plain text, rich markup) for each line; no markup (and no rich import) unless ``styled``.
 
@@ -78,7 +84,7 @@ def terminal_lines(plan: Plan, styled: bool = True) -> list[tuple[str, str | Non
         if estimate:
             text = f"        {estimate}"
             lines.append((text, style(text, "dim")))
-    unchanged = [c.recipe for c in plan.changes if c.action == "no-op"]
+    unchanged = [_marked(c) for c in plan.changes if c.action == "no-op"]
     if unchanged:
         text = f"unchanged: {', '.join(unchanged)}"
         lines.append(("", None))

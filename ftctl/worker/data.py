@@ -52,7 +52,10 @@ def build(recipe: Recipe, tokenizer: Any, root: Path, lock: Lockfile | None) -> 
         eval_set = Dataset.from_list(rows_of("test_datasets"))
     elif recipe.val_set_size:
         size = recipe.val_set_size if recipe.val_set_size < 1 else int(recipe.val_set_size)
-        split = train_set.train_test_split(test_size=size, seed=recipe.seed, shuffle=True)
+        # shuffle_merged_datasets: false keeps the rows in order, so the split is the last rows (as Axolotl).
+        split = train_set.train_test_split(
+            test_size=size, seed=recipe.seed, shuffle=recipe.shuffle_merged_datasets
+        )
         train_set, eval_set = split["train"], split["test"]
     if recipe.sample_packing:
         from trl.data_utils import pack_dataset
@@ -116,6 +119,25 @@ def build_preference_dataset(
     ]
 
 
+def _chat_row(
+    recipe: Recipe, tokenizer: Any, entry: Any, row: dict[str, Any], where: str
+) -> dict[str, list[int]]:
+    name = entry.chat_template or recipe.chat_template
+    template = formats.chat_template_for(
+        name, recipe.chat_template_jinja, tokenizer, recipe.base_model
+    )
+    return formats.chat(
+        tokenizer,
+        row,
+        entry,
+        template,
+        where,
+        markers=formats.end_markers(name, tokenizer, recipe.eot_tokens),
+        template_kwargs=recipe.chat_template_kwargs,
+        system_message=recipe.default_system_message,
+    )
+
+
 def build_dataset(
     recipe: Recipe,
     tokenizer: Any,
@@ -128,10 +150,7 @@ def build_dataset(
         if entry.type == "alpaca":
             rows.append(formats.alpaca(tokenizer, row, recipe.train_on_inputs, where))
         elif entry.type == "chat_template":
-            template = formats.chat_template_for(
-                entry.chat_template or recipe.chat_template, recipe.chat_template_jinja
-            )
-            rows.append(formats.chat(tokenizer, row, entry, template, where))
+            rows.append(_chat_row(recipe, tokenizer, entry, row, where))
         elif entry.type == "completion":
             rows.extend(formats.completion(tokenizer, row, entry.field, recipe.sequence_len, where))
         elif entry.type == "input_output":

@@ -71,27 +71,84 @@ def input_output(tokenizer: Any, row: dict[str, Any], where: str) -> dict[str, l
     return {"input_ids": input_ids, "labels": labels}
 
 
-# ChatML, the one named template built in: the format is public and fixed. Other names are refused
-# before anything loads (chat_template_for), never silently replaced by the tokenizer's template.
+# Templates ftctl writes itself, from the public formats. Every other name stands for the base
+# model's own tokenizer template (chat_template_for), never silently for another one.
 CHATML = (
     "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
     "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
 )
-BUILT_IN_TEMPLATES = {"chatml": CHATML}
+# Alpaca's layout: the system text first, then "### Instruction:" / "### Response:" blocks; EOS ends a response.
+ALPACA_CHAT = (
+    "{% for message in messages %}{% if message['role'] == 'system' %}{{ message['content'] + '\\n\\n' }}"
+    "{% elif message['role'] == 'user' %}{{ '### Instruction:\\n' + message['content'] + '\\n\\n' }}"
+    "{% else %}{{ '### Response:\\n' + message['content'] + eos_token + '\\n\\n' }}{% endif %}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '### Response:\\n' }}{% endif %}"
+)
+# Metharme (Pygmalion): role prefixes and no separators; EOS ends the model's turn.
+METHARME = (
+    "{% for message in messages %}{% if message['role'] == 'system' %}{{ '<|system|>' + message['content'] }}"
+    "{% elif message['role'] == 'user' %}{{ '<|user|>' + message['content'] }}"
+    "{% else %}{{ '<|model|>' + message['content'] + eos_token }}{% endif %}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|model|>' }}{% endif %}"
+)
+BUILT_IN_TEMPLATES = {"chatml": CHATML, "alpaca": ALPACA_CHAT, "metharme": METHARME}
+# Templates whose turns end with EOS rather than a <|...|> marker (Metharme's next turn starts with one).
+EOS_ENDS_TURN = frozenset({"alpaca", "metharme"})
+# apply_chat_template's own parameters: chat_template_kwargs must not override how ftctl renders.
+RESERVED_TEMPLATE_KWARGS = frozenset(
+    "conversation tools documents chat_template add_generation_prompt continue_final_message tokenize "
+    "sanitize_control_tokens padding truncation max_length return_tensors return_dict "
+    "return_assistant_tokens_mask tokenizer_kwargs messages".split()
+)
 
 
-def chat_template_for(name: str, jinja: str | None) -> str | None:
-    """The Jinja template a recipe names: None for the tokenizer's own."""
-    if name == "tokenizer_default":
-        return None
+def chat_template_for(
+    name: str, jinja: str | None, tokenizer: Any = None, model: str = "the base model"
+) -> str | None:
+    """The Jinja template a recipe names; without a tokenizer, None stands for the tokenizer's own."""
     if name == "jinja":
         return jinja
     if name in BUILT_IN_TEMPLATES:
         return BUILT_IN_TEMPLATES[name]
-    raise FtctlError(
-        f"chat_template: {name} is not built into ftctl",
-        hint="use tokenizer_default (the model's own template), chatml, or jinja with chat_template_jinja",
-    )
+    if tokenizer is None:
+        return None
+    return tokenizer_template(tokenizer, name, model)
+
+
+def tokenizer_template(tokenizer: Any, name: str, model: str) -> str:
+    """The base model's own template that a family name (llama3, qwen3, ...) stands for."""
+    from ftctl.recipe.names import NAMED_TOKENIZER_TEMPLATES
+
+    own = getattr(tokenizer, "chat_template", None)
+    wanted = NAMED_TOKENIZER_TEMPLATES.get(name)
+    if isinstance(own, dict):
+        own = own.get(wanted or "default")
+    elif wanted is not None:
+        own = None  # a single template is not the named one
+    if not own:
+        which = (
+            f"the base model's own '{wanted}' template"
+            if wanted
+            else "the base model's own template"
+        )
+        raise FtctlError(
+            f"chat_template: {name} stands for {which}, and {model} has none",
+            hint="use chatml or jinja (with chat_template_jinja)",
+        )
+    return str(own)
+
+
+def end_markers(name: str, tokenizer: Any, eot_tokens: list[str] | None) -> tuple[str, ...] | None:
+    """What ends a turn: the recipe's eot_tokens (and EOS), EOS for built-ins that end with it, else None.
+
+    None keeps the rule that the first <|...|> token after a message closes it.
+    """
+    eos = getattr(tokenizer, "eos_token", None)
+    if eot_tokens:
+        return (*eot_tokens, *([eos] if eos else []))
+    if name in EOS_ENDS_TURN and eos:
+        return (eos,)
+    return None
 
 
 def chat(
@@ -100,8 +157,16 @@ def chat(
     entry: Any,
     template: str | None,
     where: str,
+    *,
+    markers: tuple[str, ...] | None = None,
+    template_kwargs: dict[str, Any] | None = None,
+    system_message: str | None = None,
 ) -> dict[str, list[int]]:
-    """Render with the chat template; train the tokens of trainable turns (and their end-of-turn)."""
+    """Render with the chat template; train the tokens of trainable turns (and their end-of-turn).
+
+    ``markers`` are the texts that end a turn (``end_markers``); ``template_kwargs`` are the recipe's
+    chat_template_kwargs; ``system_message`` is added to a conversation that has none.
+    """
     raw = _field(row, entry.field_messages, where)
     role_key, content_key = (
         entry.message_property_mappings.role,
@@ -121,10 +186,19 @@ def chat(
         messages.append({"role": role, "content": str(message[content_key])})
         flag = message.get(entry.message_field_training)
         trainable.append(bool(flag) if flag is not None else role in entry.roles_to_train)
-    kwargs = {"chat_template": template} if template else {}
+    if (
+        system_message
+        and not entry.drop_system_message
+        and not any(m["role"] == "system" for m in messages)
+    ):
+        messages.insert(0, {"role": "system", "content": system_message})
+        trainable.insert(0, "system" in entry.roles_to_train)
+    kwargs: dict[str, Any] = dict(template_kwargs or {})
+    if template:
+        kwargs["chat_template"] = template
     text = tokenizer.apply_chat_template(messages, tokenize=False, **kwargs)
     encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    spans = _trainable_spans(text, messages, trainable, entry.train_on_eos)
+    spans = _trainable_spans(text, messages, trainable, entry.train_on_eos, markers)
     labels = [
         token
         if any(start < end_span and end > start_span for start_span, end_span in spans)
@@ -135,7 +209,11 @@ def chat(
 
 
 def _trainable_spans(
-    text: str, messages: list[dict[str, str]], trainable: list[bool], train_on_eos: str
+    text: str,
+    messages: list[dict[str, str]],
+    trainable: list[bool],
+    train_on_eos: str,
+    markers: tuple[str, ...] | None = None,
 ) -> list[tuple[int, int]]:
     """Character spans to train: each trainable message's content, plus its end-of-turn text."""
     spans = []
@@ -150,7 +228,7 @@ def _trainable_spans(
             )
         end = start + len(message["content"])
         nxt = text.find(messages[i + 1]["content"], end) if i + 1 < len(messages) else len(text)
-        eos_end = _end_of_turn(text, end, nxt)
+        eos_end = _end_of_turn(text, end, nxt, markers)
         with_eos = (
             train_on_eos == "all"
             or (train_on_eos == "turn" and train)
@@ -164,9 +242,13 @@ def _trainable_spans(
     return spans
 
 
-def _end_of_turn(text: str, end: int, limit: int) -> int:
-    """Where the turn's closing marker (e.g. <|im_end|>) ends: the first special-looking token after it."""
+def _end_of_turn(text: str, end: int, limit: int, markers: tuple[str, ...] | None = None) -> int:
+    """Where the turn's closing marker ends: the first of ``markers`` after the content, else the
+    first special-looking token (e.g. <|im_end|>)."""
     segment = text[end:limit]
+    if markers is not None:
+        found = [(at, at + len(m)) for m in markers if (at := segment.find(m)) >= 0]
+        return end + min(found)[1] if found else end
     close = segment.find("<|")
     if close < 0:
         return end

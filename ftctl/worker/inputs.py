@@ -19,19 +19,46 @@ from ftctl._dvc import DvcRecord
 from ftctl.cache.stat import StatCache
 from ftctl.errors import FtctlError
 from ftctl.lock.lockfile import DvcPin, HfPin, LocalPin, Lockfile
+from ftctl.recipe.model import Recipe
 from ftctl.recipe.refs import COMMIT_RE
 from ftctl.render.terminal import info, warn
+from ftctl.runspec import TrainedRecord
 
 
-def verified_lock(lock_path: str | None, root: Path) -> Lockfile | None:
-    """The lock apply planned with (none for `ftctl train`), its local and DVC inputs verified."""
+def verified_lock(lock_path: str | None, root: Path, recipe: Recipe) -> Lockfile | None:
+    """The run's lock (none for an unlocked run): the recipe is the one it locked, every local
+    and DVC input is the one it pinned."""
     if lock_path is None:
         return None
     from ftctl.lock.lockfile import load_lock
 
     lock = load_lock(Path(lock_path), lock_path)
+    if lock.recipe.digest != config_digest(recipe):
+        raise FtctlError(
+            f"the recipe is not the one {lock_path} locked (its training config changed)",
+            hint="run `ftctl lock` and train again",
+        )
     verify_inputs(lock, root, lock_path)
     return lock
+
+
+def config_digest(recipe: Recipe) -> str:
+    """The digest of the training config this run trains (the lock's ``recipe.digest``)."""
+    from ftctl.canonical import sha256_of
+    from ftctl.lock.fingerprint import training_config
+
+    return sha256_of(training_config(recipe))
+
+
+def trained_record(recipe: Recipe, lock: Lockfile | None) -> TrainedRecord:
+    """What this run vouches for: the lock's fingerprint and inputs, verified before training."""
+    if lock is None:
+        return TrainedRecord(fingerprint=None, config_digest=config_digest(recipe), inputs=None)
+    return TrainedRecord(
+        fingerprint=lock.fingerprint,
+        config_digest=lock.recipe.digest,
+        inputs=lock.input_identities(),
+    )
 
 
 def locked_revision(lock: Lockfile | None, ref: str, kind: str) -> str | None:

@@ -43,8 +43,20 @@ def make_deterministic(recipe: Recipe) -> None:
     torch.utils.deterministic.fill_uninitialized_memory = False  # type: ignore[attr-defined]
     torch.backends.cudnn.deterministic = True
     torch.backends.cudnn.benchmark = False
-    torch.backends.cuda.matmul.allow_tf32 = recipe.tf32
+    torch.backends.cuda.matmul.allow_tf32 = tf32_enabled(recipe, tf32_supported())
     set_seed(recipe.seed)
+
+
+def tf32_supported() -> bool:
+    """Whether this machine's GPU has TF32 (Ampere or newer); False without CUDA."""
+    import torch
+
+    return bool(torch.cuda.is_available() and torch.cuda.get_device_capability()[0] >= 8)
+
+
+def tf32_enabled(recipe: Recipe, supported: bool) -> bool:
+    """``tf32: true``, or ``auto`` where the GPU supports it (never on the CPU)."""
+    return recipe.tf32 is True or (recipe.tf32 == "auto" and supported)
 
 
 def load(
@@ -64,6 +76,11 @@ def load(
         local_only=base.local_only,
     )
     model = load_model(base.source, base.revision, recipe, cuda, where, local_only=base.local_only)
+    if cuda:  # the kernels are CUDA-only; preflight refused them elsewhere
+        from ftctl.worker.kernels import apply_cut_cross_entropy, check_liger
+
+        check_liger(recipe, model)
+        model = apply_cut_cross_entropy(recipe, model)
     if base.merge is not None:
         from peft import PeftModel
 
@@ -73,6 +90,10 @@ def load(
     vocabulary = len(tokenizer)
     tokenizer_changed = add_tokens(recipe, tokenizer, model)
     check_new_tokens_train(recipe, len(tokenizer) > vocabulary)
+    if recipe.unfrozen_parameters and recipe.adapter is None:
+        freeze_all_but(model, recipe.unfrozen_parameters)
+    if recipe.lora_model_dir is not None:
+        model = load_adapter(recipe, root, lock, model)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     if recipe.sample_packing and not getattr(model, "_supports_attention_backend", False):
@@ -84,23 +105,57 @@ def load(
     return Base(model, tokenizer, tokenizer_changed)
 
 
-def attention_implementation(recipe: Recipe, flash_installed: bool | None = None) -> str | None:
-    """transformers' attn_implementation: flash attention 2, SDPA, or the model's default."""
+# The module and the pip package each flash-attention implementation needs.
+ATTENTION_PACKAGES = {
+    "flash_attention_2": ("flash_attn", "flash-attn"),
+    "flash_attention_3": ("flash_attn_interface", "flash-attn-3"),
+}
+
+
+def attention_name(recipe: Recipe) -> str | None:
+    """The attn_implementation a recipe means: its own, flash_attention, sdp_attention, or None (the model's)."""
+    if recipe.attn_implementation is not None:
+        return recipe.attn_implementation
     if recipe.flash_attention:
-        installed = (
-            importlib.util.find_spec("flash_attn") is not None
-            if flash_installed is None
-            else flash_installed
-        )
-        if not installed:
-            raise FtctlError(
-                "flash_attention: the flash-attn package is not installed",
-                hint="pip install 'ftctl[gpu]' on the GPU host, or remove flash_attention",
-            )
         return "flash_attention_2"
     if recipe.sdp_attention:
         return "sdpa"
     return None
+
+
+def attention_implementation(recipe: Recipe, flash_installed: bool | None = None) -> str | None:
+    """transformers' attn_implementation, with the package a flash kernel needs checked."""
+    name = attention_name(recipe)
+    if name in ATTENTION_PACKAGES:
+        module, package = ATTENTION_PACKAGES[name]
+        installed = (
+            importlib.util.find_spec(module) is not None
+            if flash_installed is None
+            else flash_installed
+        )
+        if not installed:
+            key = "attn_implementation" if recipe.attn_implementation else "flash_attention"
+            raise FtctlError(
+                f"{key}: the {package} package is not installed",
+                hint=f"pip install {package} ('ftctl[gpu]') on the GPU host, or remove {key}",
+            )
+    return name
+
+
+def uses_flash(recipe: Recipe) -> bool:
+    """Whether attention runs flash kernels, which train packed rows padding-free."""
+    return attention_name(recipe) in ATTENTION_PACKAGES
+
+
+def memory_limits(recipe: Recipe, gpus: int) -> dict[Any, str] | None:
+    """``max_memory`` for from_pretrained: the recipe's, or gpu_memory_limit (GiB when a number) per GPU."""
+    if recipe.max_memory is not None:
+        return {int(k) if k.isdigit() else k: v for k, v in recipe.max_memory.items()}
+    limit = recipe.gpu_memory_limit
+    if limit is None:
+        return None
+    text = f"{limit}GiB" if isinstance(limit, int) else limit.replace(" ", "")
+    return dict.fromkeys(range(gpus), text)
 
 
 def quantization(recipe: Recipe) -> dict[str, Any] | None:
@@ -131,19 +186,26 @@ def model_kwargs(
     quant = quantization(recipe)
     if quant is not None:
         kwargs["quantization"] = quant
+    if cuda:
+        import torch
+
+        limits = memory_limits(recipe, torch.cuda.device_count())
+        if limits is not None:  # a memory limit only applies with accelerate's device map
+            kwargs.update(device_map="auto", max_memory=limits)
     return kwargs
 
 
 def load_tokenizer(
     source: str, revision: str | None, recipe: Recipe, where: str, *, local_only: bool = False
 ) -> Any:
-    from transformers import AutoTokenizer
-
+    tokenizer_class = _transformers_class(
+        recipe.tokenizer_type or "AutoTokenizer", "tokenizer_type"
+    )
     return _loading(
         "tokenizer",
         source,
         where,
-        lambda: AutoTokenizer.from_pretrained(
+        lambda: tokenizer_class.from_pretrained(
             source,
             revision=revision,
             trust_remote_code=recipe.trust_remote_code,
@@ -162,8 +224,8 @@ def load_model(
     local_only: bool = False,
 ) -> Any:
     import torch
-    from transformers import AutoModelForCausalLM
 
+    model_class = _transformers_class(recipe.model_type or "AutoModelForCausalLM", "model_type")
     kwargs = model_kwargs(recipe, cuda)
     quant = kwargs.pop("quantization", None)
     if kwargs["dtype"] == "float32":
@@ -188,7 +250,7 @@ def load_model(
         "model",
         source,
         where,
-        lambda: AutoModelForCausalLM.from_pretrained(source, revision=revision, **kwargs),
+        lambda: model_class.from_pretrained(source, revision=revision, **kwargs),
     )
     # Training never reuses a KV cache; with one, transformers skips the block-diagonal mask of packed rows
     # and their samples would attend to each other (tests/worker/test_loading.py shows it).
@@ -200,6 +262,19 @@ def load_model(
             model, use_gradient_checkpointing=recipe.gradient_checkpointing
         )  # type: ignore[no-untyped-call]
     return model
+
+
+def _transformers_class(name: str, key: str) -> Any:
+    """A transformers class by the name model_type/tokenizer_type gives (a closed namespace, never a path)."""
+    import transformers
+
+    found = getattr(transformers, name, None)
+    if found is None or not hasattr(found, "from_pretrained"):
+        raise FtctlError(
+            f"{key}: transformers has no class {name}",
+            hint="use a class transformers exports, or remove it (the Auto class reads the config)",
+        )
+    return found
 
 
 def _loading(what: str, source: str, where: str, load_it: Callable[[], Any]) -> Any:
@@ -228,6 +303,9 @@ def add_tokens(recipe: Recipe, tokenizer: Any, model: Any) -> bool:
             changed = True
     if recipe.tokens:
         changed = bool(tokenizer.add_tokens(list(recipe.tokens))) or changed
+    missing = [t for t in recipe.eot_tokens or () if t not in tokenizer.get_vocab()]
+    if missing:  # an end-of-turn marker must be one token, never split into pieces
+        changed = bool(tokenizer.add_tokens(missing, special_tokens=True)) or changed
     embeddings = model.get_input_embeddings().weight.shape[0]
     if len(tokenizer) > embeddings or recipe.resize_token_embeddings_to_32x:
         model.resize_token_embeddings(
@@ -246,3 +324,41 @@ def check_new_tokens_train(recipe: Recipe, tokens_added: bool) -> None:
             "the recipe adds tokens, but a LoRA adapter leaves their embeddings untrained",
             hint="set lora_modules_to_save: [embed_tokens, lm_head]",
         )
+
+
+def freeze_all_but(model: Any, patterns: list[str]) -> None:
+    """unfrozen_parameters: a full fine-tune trains only the parameters whose names match (re.match)."""
+    import re
+
+    compiled = [re.compile(p) for p in patterns]
+    trained = 0
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad = any(c.match(name) for c in compiled)
+        trained += parameter.requires_grad
+    if not trained:
+        raise FtctlError(
+            "unfrozen_parameters: no parameter of the model matches",
+            hint="match names such as model.layers.0.mlp.down_proj.weight",
+        )
+
+
+def load_adapter(recipe: Recipe, root: Path, lock: Lockfile | None, model: Any) -> Any:
+    """lora_model_dir: training continues from that adapter (local, or a Hub id at the locked revision)."""
+    from peft import PeftModel
+
+    from ftctl.recipe.refs import split_revision
+    from ftctl.worker.inputs import locked_revision, resolve_path
+
+    ref = str(recipe.lora_model_dir)
+    local = resolve_path(root, ref)
+    if local.exists():
+        source, revision = str(local), None
+    else:
+        source, revision = split_revision(ref)
+        revision = locked_revision(lock, ref, "model") or revision
+    return _loading(
+        "adapter",
+        source,
+        f"lora_model_dir {ref}",
+        lambda: PeftModel.from_pretrained(model, source, revision=revision, is_trainable=True),
+    )

@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 import platform
 import resource
+import uuid
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from ftctl.recipe.model import Recipe
-from ftctl.runspec import RunSpec
+from ftctl.runspec import RunSpec, TrainedRecord
 from ftctl.worker.model import Base
 from ftctl.worker.trainer import Trained
 
@@ -33,14 +34,20 @@ PACKAGES = (
 
 
 def write_run_dir(
-    spec: RunSpec, recipe: Recipe, base: Base, trained: Trained, started: datetime, cuda: bool
+    spec: RunSpec,
+    recipe: Recipe,
+    base: Base,
+    trained: Trained,
+    started: datetime,
+    cuda: bool,
+    record: TrainedRecord,
 ) -> Path:
     """Write the run directory ``spec.output_dir``; returns it."""
     out = Path(spec.output_dir)
     save_adapter(out, recipe, base, trained)
     log = write_train_log(out, trained)
     environment = write_environment(out, cuda)
-    write_result(out, spec, recipe, trained, log, environment, started)
+    write_result(out, spec, recipe, trained, log, environment, started, record)
     return out
 
 
@@ -113,6 +120,7 @@ def write_result(
     log: list[dict[str, Any]],
     environment: dict[str, Any],
     started: datetime,
+    record: TrainedRecord,
 ) -> None:
     """result.json: times, metrics, throughput and the determinism settings."""
     metrics = {"train_loss": trained.training_loss}
@@ -142,8 +150,8 @@ def write_result(
             "device": environment["device"],
         },
     }
-    if spec.fingerprint:
-        summary["fingerprint"] = spec.fingerprint
+    summary["run_id"] = uuid.uuid4().hex  # one per run: manifests of one run are one manifest
+    summary["trained"] = record.model_dump(mode="json")
     # Renamed into place: a result.json that exists is whole, so the run it closes is finished.
     partial = out / ".result.json.partial"
     partial.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")

@@ -16,7 +16,7 @@ from ftctl.recipe.derived import derive
 from ftctl.recipe.load import load_recipe
 from ftctl.runspec import RunSpec
 from ftctl.worker import data, model, outputs, trainer
-from ftctl.worker.inputs import verified_lock
+from ftctl.worker.inputs import trained_record, verified_lock
 from ftctl.worker.preflight import check_hardware
 
 
@@ -32,11 +32,12 @@ def run(spec: RunSpec) -> Path:
     base_dir = Path(spec.base_model_dir) if spec.base_model_dir else None
 
     model.make_deterministic(recipe)
-    lock = verified_lock(spec.lock, root)
+    lock = verified_lock(spec.lock, root, recipe)
+    record = trained_record(recipe, lock)
     base = model.load(recipe, root, lock, base_dir, cuda)
     sets = data.build(recipe, base.tokenizer, root, lock)
     built = trainer.build(recipe, cuda, out, root, base, sets)
     trained = trainer.train(built, recipe, sets)
     if trained.main_process:  # one process writes the run directory
-        outputs.write_run_dir(spec, recipe, base, trained, started, cuda)
+        outputs.write_run_dir(spec, recipe, base, trained, started, cuda, record)
     return out

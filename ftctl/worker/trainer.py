@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from ftctl.recipe.model import Recipe
-from ftctl.render.terminal import info
+from ftctl.render.terminal import info, warn
 from ftctl.worker.data import Data
-from ftctl.worker.model import Base
+from ftctl.worker.distributed import fsdp_arguments
+from ftctl.worker.kernels import idle_plugins, liger_arguments
+from ftctl.worker.model import Base, tf32_enabled, tf32_supported, uses_flash
 
 
 @dataclass(frozen=True)
@@ -36,8 +38,13 @@ class Trained:
 
 def build(recipe: Recipe, cuda: bool, out: Path, root: Path, base: Base, data: Data) -> Any:
     """The trainer for ``recipe`` (derived: pad_to_sequence_len is filled in), ready to train."""
+    import os
+
     import torch
 
+    for line in [*idle_plugins(recipe), *ignored_settings(recipe, data.eval is not None)]:
+        warn(line)
+    os.environ.update(tracking_environment(recipe))
     common = training_arguments(
         recipe,
         cuda,
@@ -45,9 +52,12 @@ def build(recipe: Recipe, cuda: bool, out: Path, root: Path, base: Base, data: D
         bf16_supported=cuda and torch.cuda.is_bf16_supported(),
         has_eval=data.eval is not None,
         root=root,
+        has_tf32=tf32_supported(),
     )
+    # With lora_model_dir the model already holds the adapter to train on.
+    peft_config = None if recipe.lora_model_dir is not None else lora_config(recipe)
     trainer = trl_trainer(
-        recipe, common, base.model, base.tokenizer, lora_config(recipe), data.train, data.eval
+        recipe, common, base.model, base.tokenizer, peft_config, data.train, data.eval
     )
     if recipe.early_stopping_patience:
         from transformers import EarlyStoppingCallback
@@ -84,9 +94,48 @@ def train(trainer: Any, recipe: Recipe, data: Data) -> Trained:
     )
 
 
+def ignored_settings(recipe: Recipe, has_eval: bool) -> list[str]:
+    """Settings that have nothing to act on in this run, each said in a warning line."""
+    lines = []
+    if not has_eval and (recipe.evals_per_epoch or recipe.eval_strategy not in (None, "no")):
+        # As Axolotl: an evaluation cadence without an evaluation set skips evaluation.
+        lines.append(
+            "evals_per_epoch/eval_strategy: there is no evaluation set (val_set_size 0, no "
+            "test_datasets), so evaluation is skipped"
+        )
+    if recipe.eval_table_size:
+        lines.append("eval_table_size: ftctl logs no table of evaluation samples; ignored")
+    return lines
+
+
+# Tracker settings the integrations read from the environment, by the recipe's key.
+TRACKING_ENVIRONMENT = {
+    "wandb_project": "WANDB_PROJECT",
+    "wandb_entity": "WANDB_ENTITY",
+    "wandb_run_id": "WANDB_RUN_ID",
+    "wandb_watch": "WANDB_WATCH",
+    "wandb_log_model": "WANDB_LOG_MODEL",
+    "wandb_mode": "WANDB_MODE",
+    "mlflow_tracking_uri": "MLFLOW_TRACKING_URI",
+    "mlflow_experiment_name": "MLFLOW_EXPERIMENT_NAME",
+}
+
+
+def tracking_environment(recipe: Recipe) -> dict[str, str]:
+    """Environment variables for wandb and mlflow (transformers' integrations read them there)."""
+    return {
+        variable: str(getattr(recipe, key))
+        for key, variable in TRACKING_ENVIRONMENT.items()
+        if getattr(recipe, key) is not None
+    }
+
+
 def lora_config(recipe: Recipe) -> Any:
-    """peft's LoraConfig for ``adapter: lora`` (None for a full fine-tune)."""
-    if recipe.adapter != "lora":
+    """peft's LoraConfig for ``adapter: lora`` or ``qlora`` (None for a full fine-tune).
+
+    A string lora_target_modules goes to peft unchanged: peft full-matches it as a regex.
+    """
+    if recipe.adapter not in ("lora", "qlora"):
         return None
     from peft import LoraConfig
 
@@ -114,6 +163,7 @@ def training_arguments(
     bf16_supported: bool,
     has_eval: bool,
     root: Path | None = None,
+    has_tf32: bool = False,
 ) -> dict[str, Any]:
     """The transformers/trl training arguments a recipe means (shared by every trainer)."""
     batch = recipe.micro_batch_size or max(
@@ -152,10 +202,10 @@ def training_arguments(
         extra["lr_scheduler_kwargs"] = {"min_lr_rate": recipe.cosine_min_lr_ratio}
     if recipe.deepspeed is not None:
         extra["deepspeed"] = str((root or Path.cwd()) / recipe.deepspeed)
-    if recipe.fsdp:
-        extra["fsdp"] = " ".join(recipe.fsdp)
-        if recipe.fsdp_config is not None:
-            extra["fsdp_config"] = recipe.fsdp_config.model_dump(exclude_none=True)
+    extra.update(fsdp_arguments(recipe))
+    extra.update(liger_arguments(recipe))
+    if recipe.group_by_length:
+        extra["group_by_length"] = True
     return dict(
         output_dir=str(out / "checkpoints"),
         per_device_train_batch_size=batch,
@@ -182,7 +232,7 @@ def training_arguments(
         use_cpu=not cuda,
         bf16=cuda and (recipe.bf16 is True or (recipe.bf16 == "auto" and bf16_supported)),
         fp16=cuda and recipe.fp16,
-        tf32=cuda and recipe.tf32,
+        tf32=cuda and tf32_enabled(recipe, has_tf32),
         gradient_checkpointing=recipe.gradient_checkpointing,
         gradient_checkpointing_kwargs=(
             recipe.gradient_checkpointing_kwargs.model_dump(exclude_none=True)
@@ -251,7 +301,7 @@ def trl_trainer(
 
         # Rows are tokenized, masked (and packed) by ftctl; pad_to_sequence_len gives every batch one shape.
         pad = recipe.sequence_len if recipe.pad_to_sequence_len else None
-        varlen = recipe.sample_packing and recipe.flash_attention
+        varlen = recipe.sample_packing and uses_flash(recipe)
         config = SFTConfig(
             **common,
             packing=varlen,

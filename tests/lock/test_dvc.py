@@ -7,6 +7,7 @@ fast); these tests hold those records against DVC's own API.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -49,9 +50,10 @@ def dvc(root: Path, *args: str) -> None:
     )
 
 
-@pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    root = tmp_path / "repo"
+@pytest.fixture(scope="module")
+def initialised(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A git and DVC repository, initialised once per module (each dvc command takes ~0.5 s)."""
+    root = tmp_path_factory.mktemp("dvc") / "repo"
     root.mkdir()
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
     dvc(root, "init", "-q")
@@ -59,6 +61,12 @@ def repo(tmp_path: Path) -> Path:
     write(root / "models" / "tiny" / "config.json", "{}\n")
     (root / "recipes").mkdir()
     return root
+
+
+@pytest.fixture
+def repo(initialised: Path, tmp_path: Path) -> Path:
+    """A fresh copy of the initialised repository for one test."""
+    return Path(shutil.copytree(initialised, tmp_path / "repo", symlinks=True))
 
 
 def dvc_outs(root: Path) -> dict[str, tuple[str, int | None, int | None]]:

@@ -20,20 +20,14 @@ from ftctl.provenance import dsse
 from ftctl.provenance.keys import keyid, trusted_keys
 from ftctl.provenance.manifest import ManifestError, verify_artifacts, verify_bytes, verify_file
 from tests.conftest import LOCAL_RECIPE, REPO, RunCLI, git, invoke_cli, json_object, write
+from tests.rundirs import finished_run
 
 
 def make_run(root: Path, name: str = "run", weights: str = "weights") -> Path:
-    run = root / name
-    write(run / "adapter" / "adapter_model.safetensors", weights)
-    write(run / "adapter" / "adapter_config.json", '{"r": 8}\n')
-    write(run / "train-log.jsonl", '{"step": 1, "loss": 2.0}\n')
-    write(run / "environment.json", '{"python": "3.11.7", "torch": "2.13.0"}\n')
-    write(
-        run / "result.json",
-        '{"started_at": "2026-11-24T22:00:00Z", "finished_at": "2026-11-24T22:01:00Z", '
-        '"metrics": {"train_loss": 1.5}}\n',
-    )
-    return run
+    """A finished run of recipe ``tiny`` from its lock, as the worker leaves one."""
+    times = {"started_at": "2026-11-24T22:00:00Z", "finished_at": "2026-11-24T22:01:00Z"}
+    result = {**times, "metrics": {"train_loss": 1.5}}
+    return finished_run(root, root / name, "tiny", weights=weights, result=result)
 
 
 @dataclass(frozen=True)
@@ -389,7 +383,8 @@ def test_reject_symlink_leaving_the_directory(
 
 
 def test_reject_files_from_two_runs(signed: Attested, adapter: Path, tmp_path: Path) -> None:
-    other = make_run(tmp_path, "other", weights="other weights")
+    other = tmp_path / "other"  # another run's weights
+    write(other / "adapter" / "adapter_model.safetensors", "other weights")
     (adapter / "adapter_model.safetensors").write_bytes(
         (other / "adapter" / "adapter_model.safetensors").read_bytes()
     )
@@ -430,7 +425,8 @@ def test_audit_rejects_recipe_that_differs_from_the_record(
 def test_audit_fails_uncommitted_attestation(attested: Attested, run_cli: RunCLI) -> None:
     write(attested.root / "recipes" / "tiny.yaml", LOCAL_RECIPE + "seed: 7\n")
     run_cli("lock", cwd=attested.root)
-    result = run_cli("attest", "run", "--recipe", "tiny", cwd=attested.root)
+    finished_run(attested.root, attested.root / "run7", "tiny", minute=7)  # trained from the new lock
+    result = run_cli("attest", "run7", "--recipe", "tiny", cwd=attested.root)
     assert "not committed; `ftctl audit` will fail this manifest" in result.err
     audit = run_cli("audit", "--json", cwd=attested.root)
     rows = json.loads(audit.out)
@@ -509,9 +505,11 @@ def test_passphrase_protected_key(
         == 0
     )
     monkeypatch.setenv("FTCTL_SIGNING_KEY", str(tmp_path / "locked.key"))
-    assert run_cli("attest", "run", "--recipe", "tiny", cwd=attested.root).code == 0
+    finished_run(attested.root, attested.root / "run5", "tiny", minute=5)
+    assert run_cli("attest", "run5", "--recipe", "tiny", cwd=attested.root).code == 0
     monkeypatch.setenv("FTCTL_SIGNING_KEY_PASSPHRASE", "wrong")
-    result = run_cli("attest", "run", "--recipe", "tiny", cwd=attested.root)
+    finished_run(attested.root, attested.root / "run6", "tiny", minute=6)
+    result = run_cli("attest", "run6", "--recipe", "tiny", cwd=attested.root)
     assert result.code == 1 and "wrong passphrase" in result.err
 
 
@@ -532,10 +530,10 @@ def test_attest_refuses_a_stale_lock(attested: Attested, run_cli: RunCLI) -> Non
 def test_attest_refuses_another_runs_fingerprint(attested: Attested, run_cli: RunCLI) -> None:
     result_file = attested.run / "result.json"
     data = json.loads(result_file.read_text())
-    data["fingerprint"] = "sha256:" + "0" * 64
+    data["trained"]["fingerprint"] = "sha256:" + "0" * 64
     result_file.write_text(json.dumps(data))
     result = run_cli("attest", "run", "--recipe", "tiny", cwd=attested.root)
-    assert result.code == 1 and "the run trained fingerprint sha256:000" in result.err
+    assert result.code == 1 and "run trained fingerprint 000000000000, but recipe tiny" in result.err
 
 
 def test_attest_unfinished_run(attested: Attested, run_cli: RunCLI) -> None:

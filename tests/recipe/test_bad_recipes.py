@@ -19,23 +19,24 @@ CORPUS = REPO / "tests" / "bad_recipes"
 FILES = sorted(CORPUS.glob("*.yaml"))
 
 
-def annotations(path: Path, tag: str) -> list[str]:
+def tagged(path: Path, tag: str) -> list[str]:
+    """The text after ``# TAG:`` on each such line of a corpus file."""
     text = path.read_bytes().decode("latin-1")  # one corpus file is deliberately not UTF-8
     prefix = f"# {tag}: "
     return [line[len(prefix) :] for line in text.splitlines() if line.startswith(prefix)]
 
 
 def test_corpus_is_large_enough() -> None:
-    with_problems = [f for f in FILES if annotations(f, "expect")]
+    with_problems = [f for f in FILES if tagged(f, "expect")]
     assert len(with_problems) >= 40
 
 
 @pytest.mark.parametrize("path", FILES, ids=[f.stem for f in FILES])
 def test_each_file_reports_exactly_its_problems(path: Path, run_cli: RunCLI) -> None:
-    companions = [CORPUS / name for name in annotations(path, "validated-with")]
+    companions = [CORPUS / name for name in tagged(path, "validated-with")]
     shown = f"tests/bad_recipes/{path.name}"
     result = run_cli("validate", shown, *(str(c.relative_to(REPO)) for c in companions), cwd=REPO)
-    expected = [f"{shown}:{line}" for line in annotations(path, "expect")]
+    expected = [f"{shown}:{line}" for line in tagged(path, "expect")]
     mine = [line for line in result.lines if line.startswith(f"{shown}:")]
     assert mine == expected
     if expected:
@@ -56,7 +57,7 @@ def test_whole_corpus_through_the_console_script() -> None:
     assert proc.returncode == 1
     assert "Traceback" not in proc.stdout + proc.stderr
     expected = sorted(
-        f"tests/bad_recipes/{f.name}:{line}" for f in FILES for line in annotations(f, "expect")
+        f"tests/bad_recipes/{f.name}:{line}" for f in FILES for line in tagged(f, "expect")
     )
     assert sorted(proc.stdout.splitlines()) == expected
     assert proc.stderr.strip().endswith(f"of {len(FILES)} files")

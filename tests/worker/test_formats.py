@@ -159,11 +159,8 @@ def test_preprocess_debug_prints_tokens_with_labels(run_cli: Any, pulled_data: A
     assert run_cli("preprocess", "tiny-alpaca", cwd=REPO).code == 1  # --debug is required
 
 
-def test_named_chat_templates(tok: Any, tmp_path: Any) -> None:
-    from ftctl.recipe.load import load_recipe
+def test_named_chat_templates(tok: Any) -> None:
     from ftctl.worker.formats import chat, chat_template_for
-    from ftctl.worker.preflight import check_hardware
-    from tests.conftest import write
 
     messages = {
         "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]
@@ -176,11 +173,153 @@ def test_named_chat_templates(tok: Any, tmp_path: Any) -> None:
     )
     assert chat_template_for("tokenizer_default", None) is None
     assert chat_template_for("jinja", "{{ x }}") == "{{ x }}"
-    text = (REPO / "recipes" / "tiny-chat.yaml").read_text() + "chat_template: llama3\n"
-    recipe = load_recipe(
-        write(tmp_path / "r.yaml", text.replace("chat_template: tokenizer_default\n", ""))
-    ).recipe
-    with pytest.raises(FtctlError, match="chat_template: llama3 is not built into ftctl"):
-        check_hardware(
-            recipe, cuda=True
-        )  # refused before anything loads, never trained with another template
+
+
+def no_template(tok: Any) -> Any:
+    import copy
+
+    bare = copy.deepcopy(tok)
+    bare.chat_template = None
+    return bare
+
+
+def test_family_names_use_the_base_models_own_template(tok: Any) -> None:
+    from ftctl.worker.formats import chat, chat_template_for
+
+    own = chat_template_for("llama3", None, tok, "tiny")
+    assert own == tok.chat_template  # tiny-llama ships ChatML as its own template
+    assert chat_template_for("tokenizer_default", None, tok, "tiny") == tok.chat_template
+    row = chat(tok, {"messages": MESSAGES}, chat_entry(), own, "d")
+    assert trained_text(tok, row) == "cold.<|im_end|>small.<|im_end|>"
+    with pytest.raises(
+        FtctlError,
+        match="chat_template: qwen3 stands for the base model's own template, and tiny has none",
+    ):
+        chat_template_for("qwen3", None, no_template(tok), "tiny")
+    with pytest.raises(FtctlError, match="tokenizer_default stands for"):
+        chat_template_for("tokenizer_default", None, no_template(tok), "tiny")
+
+
+def test_named_templates_from_a_dict_of_templates(tok: Any) -> None:
+    from ftctl.worker.formats import chat_template_for
+
+    several = no_template(tok)
+    several.chat_template = {"default": "{{ 'd' }}", "tool_use": "{{ 't' }}"}
+    assert chat_template_for("command_a", None, several, "m") == "{{ 'd' }}"
+    assert chat_template_for("command_a_tool_use", None, several, "m") == "{{ 't' }}"
+    with pytest.raises(FtctlError, match="command_a_rag stands for the base model's own 'rag'"):
+        chat_template_for("command_a_rag", None, several, "m")
+    with pytest.raises(FtctlError, match="own 'tool_use' template, and m has none"):
+        chat_template_for("command_a_tool_use", None, tok, "m")  # one template, not the named one
+
+
+def test_alpaca_chat_template_token_by_token(tok: Any) -> None:
+    from ftctl.worker.formats import chat, chat_template_for, end_markers
+
+    row = chat(
+        tok,
+        {"messages": MESSAGES},
+        chat_entry(),
+        chat_template_for("alpaca", None),
+        "d",
+        markers=end_markers("alpaca", tok, None),
+    )
+    assert tok.decode(row["input_ids"]) == (
+        "Be brief.\n\n### Instruction:\nOpposite of hot?\n\n### Response:\ncold.<|endoftext|>\n\n"
+        "### Instruction:\nOf big?\n\n### Response:\nsmall.<|endoftext|>\n\n"
+    )
+    assert trained_text(tok, row) == "cold.<|endoftext|>small.<|endoftext|>"
+
+
+def test_metharme_chat_template_token_by_token(tok: Any) -> None:
+    from ftctl.worker.formats import chat, chat_template_for, end_markers
+
+    row = chat(
+        tok,
+        {"messages": MESSAGES},
+        chat_entry(),
+        chat_template_for("metharme", None),
+        "d",
+        markers=end_markers("metharme", tok, None),
+    )
+    assert tok.decode(row["input_ids"]) == (
+        "<|system|>Be brief.<|user|>Opposite of hot?<|model|>cold.<|endoftext|>"
+        "<|user|>Of big?<|model|>small.<|endoftext|>"
+    )
+    # The next turn's <|user|> is not the end of the model's turn: EOS is.
+    assert trained_text(tok, row) == "cold.<|endoftext|>small.<|endoftext|>"
+    last = chat(
+        tok,
+        {"messages": MESSAGES},
+        chat_entry(train_on_eos="last"),
+        chat_template_for("metharme", None),
+        "d",
+        markers=end_markers("metharme", tok, None),
+    )
+    assert trained_text(tok, last) == "cold.small.<|endoftext|>"
+
+
+EOT_TEMPLATE = (
+    "{% for m in messages %}{{ '[' + m['role'] + ']\\n' + m['content'] + '[EOT]' + '\\n' }}{% endfor %}"
+)
+
+
+def test_eot_tokens_end_a_turn(tok: Any) -> None:
+    from ftctl.recipe.model import Recipe
+    from ftctl.worker.formats import chat, end_markers
+    from ftctl.worker.model import add_tokens
+
+    recipe = Recipe.model_validate(
+        {"base_model": "./m", "learning_rate": 1e-4, "eot_tokens": ["[EOT]"]}
+    )
+    eot = no_template(tok)
+
+    class Embeddings:
+        class weight:
+            shape = (10**6,)
+
+    class Model:
+        def get_input_embeddings(self) -> Any:
+            return Embeddings()
+
+    assert add_tokens(recipe, eot, Model()) is True  # added as a special token: one id
+    assert len(eot(["[EOT]"], add_special_tokens=False)["input_ids"][0]) == 1
+    assert add_tokens(recipe, eot, Model()) is False  # already there
+    markers = end_markers("jinja", eot, recipe.eot_tokens)
+    assert markers == ("[EOT]", "<|endoftext|>")
+    row = chat(eot, {"messages": MESSAGES}, chat_entry(), EOT_TEMPLATE, "d", markers=markers)
+    assert trained_text(eot, row) == "cold.[EOT]small.[EOT]"
+    plain = chat(eot, {"messages": MESSAGES}, chat_entry(), EOT_TEMPLATE, "d")
+    assert trained_text(eot, plain) == "cold.small."  # without eot_tokens no <|...|> closes it
+    none = chat(
+        eot,
+        {"messages": MESSAGES},
+        chat_entry(train_on_eos="none"),
+        EOT_TEMPLATE,
+        "d",
+        markers=markers,
+    )
+    assert trained_text(eot, none) == "cold.small."
+
+
+def test_chat_template_kwargs_and_default_system_message(tok: Any) -> None:
+    from ftctl.worker.formats import chat
+
+    template = (
+        "{% if flag %}FLAG {% endif %}{% for m in messages %}"
+        "{{ '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' }}{% endfor %}"
+    )
+    short = [{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "Hello."}]
+    row = chat(
+        tok,
+        {"messages": short},
+        chat_entry(),
+        template,
+        "d",
+        template_kwargs={"flag": True},
+        system_message="Be kind.",
+    )
+    assert tok.decode(row["input_ids"]).startswith("FLAG <|im_start|>system\nBe kind.<|im_end|>")
+    assert trained_text(tok, row) == "Hello.<|im_end|>"
+    kept = chat(tok, {"messages": MESSAGES}, chat_entry(), None, "d", system_message="Be kind.")
+    assert "Be kind." not in tok.decode(kept["input_ids"])  # the row has its own system message
