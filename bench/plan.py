@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -87,6 +88,33 @@ def interleaved(
     return statistics.median(mine), statistics.median(base)
 
 
+def finished_run(root: Path, rank: int, lock: Any, name: str) -> Any:
+    """A run of a recipe of rank ``rank``, as the worker records one (one adapter per rank)."""
+    from ftctl.provenance.rundir import RunDir
+
+    rundir = root / "run" / f"r{rank}"
+    if not rundir.exists():
+        (rundir / "adapter").mkdir(parents=True)
+        (rundir / "adapter" / "adapter_model.safetensors").write_text(f"weights {rank}")
+        config = {"r": rank, "lora_alpha": 16, "base_model_name_or_path": "./models/tiny"}
+        (rundir / "adapter" / "adapter_config.json").write_text(json.dumps(config))
+        (rundir / "train-log.jsonl").write_text("{}\n")
+        (rundir / "environment.json").write_text("{}")
+        (rundir / "result.json").write_text("{}")
+    result = {
+        "started_at": "2026-11-24T10:00:00Z",
+        "finished_at": "2026-11-24T11:00:00Z",
+        "host": "bench",
+        "run_id": f"{name}-bench".encode().hex()[:32],
+        "trained": {
+            "fingerprint": lock.fingerprint,
+            "config_digest": lock.recipe.digest,
+            "inputs": lock.input_identities(),
+        },
+    }
+    return RunDir(rundir, result, {})
+
+
 def build(root: Path, n: int) -> None:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -94,7 +122,6 @@ def build(root: Path, n: int) -> None:
     from ftctl.provenance.attest import build_statement
     from ftctl.provenance.keys import public_pem
     from ftctl.provenance.manifest import sign_statement, write_manifest
-    from ftctl.provenance.rundir import RunDir
     from ftctl.workspace import discover
 
     (root / "models" / "tiny").mkdir(parents=True)
@@ -114,21 +141,6 @@ def build(root: Path, n: int) -> None:
     write_locks(compute_locks(workspace, recipes))
     run(["git", "add", "-A"], root)
     run(["git", "commit", "-qm", "recipes"], root)
-    rundir = root / "run"
-    (rundir / "adapter").mkdir(parents=True)
-    (rundir / "adapter" / "adapter_model.safetensors").write_text("weights")
-    (rundir / "train-log.jsonl").write_text("{}\n")
-    (rundir / "environment.json").write_text("{}")
-    (rundir / "result.json").write_text(
-        json.dumps(
-            {
-                "started_at": "2026-11-24T10:00:00Z",
-                "finished_at": "2026-11-24T11:00:00Z",
-                "host": "bench",
-            }
-        )
-    )
-    run_info = RunDir(rundir, json.loads((rundir / "result.json").read_text()), {})
     report = compute_locks(workspace, recipes)
     for outcome in report.outcomes:
         assert outcome.old is not None
@@ -139,7 +151,7 @@ def build(root: Path, n: int) -> None:
             outcome.old,
             f"lockfiles/{outcome.name}.lock",
             lock_bytes,
-            run_info,
+            finished_run(root, recipes[outcome.name].recipe.lora_r, outcome.old, outcome.name),
         )
         write_manifest(root, statement, sign_statement(statement, key))
     run(["git", "add", "-A"], root)

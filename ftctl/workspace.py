@@ -144,6 +144,11 @@ class Workspace:
                 )
 
 
+def trusted_key_files(root: Path, patterns: list[str]) -> list[Path]:
+    """The key files matching the workspace's ``trust`` globs, in the order keys are loaded."""
+    return [Path(name) for pattern in patterns for name in sorted(glob.glob(str(root / pattern)))]
+
+
 def resolve_path(root: Path, text: str) -> Path:
     """A path written in a recipe: absolute (``~`` expanded), or relative to the workspace ``root``."""
     if "\x00" in text:  # the OS cannot take it: every call on such a path raises ValueError

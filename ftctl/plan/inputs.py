@@ -20,11 +20,10 @@ from ftctl.cache.planmemo import PlanMemo, RecipeMemo, environment, keys_digest
 from ftctl.errors import FtctlError
 from ftctl.lock.paths import lock_path, locks_dir
 from ftctl.plan.planner import Desired, Estimate, Reason, Recorded, Run
-from ftctl.provenance.keys import trusted_key_files
 from ftctl.provenance.records import Record, manifest_files, read_records
 from ftctl.recipe.dag import find_cycle
 from ftctl.recipe.refs import upstream_of
-from ftctl.workspace import Workspace
+from ftctl.workspace import Workspace, trusted_key_files
 from ftctl.yamlio import display_path
 
 if TYPE_CHECKING:

@@ -8,7 +8,6 @@ it from ``FTCTL_SIGNING_KEY`` (PEM text or a path), optionally encrypted with
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import os
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from ftctl.errors import FtctlError
 from ftctl.recipe.refs import RECIPE_NAME_RE
-from ftctl.workspace import git_top
+from ftctl.workspace import git_top, trusted_key_files
 
 KEY_ENV = "FTCTL_SIGNING_KEY"
 PASSPHRASE_ENV = "FTCTL_SIGNING_KEY_PASSPHRASE"
@@ -153,11 +152,6 @@ def load_public_key(path: Path) -> Ed25519PublicKey:
     if not isinstance(key, Ed25519PublicKey):
         raise FtctlError(f"{path}: not an Ed25519 public key")
     return key
-
-
-def trusted_key_files(root: Path, patterns: list[str]) -> list[Path]:
-    """The key files matching the workspace's ``trust`` globs, in the order keys are loaded."""
-    return [Path(name) for pattern in patterns for name in sorted(glob.glob(str(root / pattern)))]
 
 
 def load_trusted(files: list[Path]) -> dict[str, Ed25519PublicKey]:
