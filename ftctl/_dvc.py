@@ -12,15 +12,18 @@ own code), from per-file md5s kept in ftctl's stat cache.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ftctl.cache.parse import ParseCache
 from ftctl.cache.stat import StatCache
-from ftctl.errors import ConfigError, FtctlError, Location
+from ftctl.errors import ConfigError, FtctlError, Location, excerpt
 from ftctl.hashing import file_digest
 from ftctl.yamlio import load_yaml_file
+
+MD5_RE = re.compile(r"^[0-9a-f]{32}(\.dir)?$")
 
 
 @dataclass(frozen=True)
@@ -82,7 +85,14 @@ class DvcIndex:
     def _index_lock(self, lock: Path, outs: dict[Path, DvcRecord]) -> None:
         data = _load(lock, self.repo, self.cache)
         stages = data.get("stages") if isinstance(data, dict) else None
-        for stage in (stages or {}).values():
+        if not isinstance(stages, dict):
+            if stages is not None:
+                raise FtctlError(
+                    f"{lock.relative_to(self.repo).as_posix()}: stages is not a mapping",
+                    hint="repair it with dvc (dvc repro)",
+                )
+            return
+        for stage in stages.values():
             for out in (stage.get("outs") or []) if isinstance(stage, dict) else []:
                 if isinstance(out, dict) and "path" in out:
                     target = (lock.parent / str(out["path"])).resolve()
@@ -120,12 +130,23 @@ def _load(path: Path, repo: Path, cache: ParseCache | None = None) -> Any:
 
 def _from_outs(data: Any, base: Path, target: Path, source: Path, repo: Path) -> DvcRecord | None:
     outs = data.get("outs") if isinstance(data, dict) else None
+    if outs is not None and not isinstance(outs, list):
+        raise FtctlError(
+            f"{source.relative_to(repo).as_posix()}: outs is not a list",
+            hint="repair it with dvc (dvc add / dvc repro)",
+        )
     for out in outs or ():
         if not isinstance(out, dict) or "path" not in out:
             continue
         if (base / str(out["path"])).resolve() != target.resolve():
             continue
         md5 = out.get("md5")
+        if isinstance(md5, str) and not MD5_RE.match(md5):
+            raise FtctlError(
+                f"{source.relative_to(repo).as_posix()}: md5 {excerpt(md5)} of {out['path']} "
+                "is not an md5 digest",
+                hint="run dvc add (or dvc repro) to record it",
+            )
         if not isinstance(md5, str):
             raise FtctlError(
                 f"{source.relative_to(repo).as_posix()} records no md5 for {out['path']}",

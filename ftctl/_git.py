@@ -34,3 +34,28 @@ def remote_url(root: Path) -> str | None:
         if proc.returncode == 0 and url and "@" not in url.split("://")[-1].split("/")[0]
         else None
     )
+
+
+def resolve_ref(root: Path, ref: str) -> str | None:
+    """The commit ``ref`` (a branch, tag, ``origin/main``, a commit) names, or None."""
+    if ref.startswith("-"):  # never an option to git
+        return None
+    proc = _git(root, "rev-parse", "--verify", "-q", f"{ref}^{{commit}}")
+    text = proc.stdout.decode().strip()
+    return text if proc.returncode == 0 and COMMIT_RE.match(text) else None
+
+
+def files_at(root: Path, commit: str) -> list[str]:
+    """Every file path at ``commit`` under ``root`` (relative to ``root``, POSIX)."""
+    proc = _git(root, "ls-tree", "-r", "-z", "--name-only", "--full-tree", commit, "--", ".")
+    if proc.returncode != 0:
+        return []
+    prefix = _git(root, "rev-parse", "--show-prefix").stdout.decode().strip()
+    names = [n.decode("utf-8", "surrogateescape") for n in proc.stdout.split(b"\0") if n]
+    return [n[len(prefix) :] for n in names if n.startswith(prefix)]
+
+
+def blob_at(root: Path, commit: str, relpath: str) -> bytes | None:
+    """The bytes of ``relpath`` (relative to ``root``) at ``commit``, or None."""
+    proc = _git(root, "show", f"{commit}:./{relpath}")
+    return proc.stdout if proc.returncode == 0 else None

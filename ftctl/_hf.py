@@ -172,7 +172,7 @@ def _library_quiet() -> Iterator[None]:
 def _commit_of(ref: HubRef, response: httpx2.Response) -> str:
     try:
         body = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past the decoder's recursion limit
         body = None
     sha = body.get("sha") if isinstance(body, dict) else None
     if not isinstance(sha, str) or not COMMIT_RE.match(sha.lower()):

@@ -137,6 +137,28 @@ def check_target(path: Path) -> None:
         )
 
 
+STALE_AFTER = 60.0  # seconds: no write of ours takes this long, so an older temp file is a leftover
+
+
+@lru_cache(maxsize=64)
+def remove_stale_temps(directory: Path) -> None:
+    """Remove temp files a killed ftctl left in ``directory`` (once per directory per run)."""
+    import time
+
+    cutoff = time.time() - STALE_AFTER
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return
+    for entry in entries:
+        if not (entry.name.startswith(".") and entry.name.endswith(TEMP_SUFFIX)):
+            continue
+        with contextlib.suppress(OSError):
+            st = entry.stat(follow_symlinks=False)
+            if stat.S_ISREG(st.st_mode) and st.st_mtime < cutoff:
+                os.unlink(entry.path)
+
+
 def write_atomic(path: Path, data: bytes | str, *, mode: int | None = None) -> None:
     """Write ``data`` to ``path`` through a temp file in the same directory, fsync, rename.
 
@@ -145,6 +167,7 @@ def write_atomic(path: Path, data: bytes | str, *, mode: int | None = None) -> N
     payload = data.encode("utf-8") if isinstance(data, str) else data
     check_target(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:

@@ -4,12 +4,14 @@ A tree digest binds names to contents: sha256 over the sorted list of
 ``(relative POSIX path, sha256 of the file)``, so renaming a file changes the
 digest, unlike OpenSSF model-signing's root digest. Symlinks that leave the
 tree's root are refused; symlinks inside it are hashed as what they point at.
+Only regular files are read: a FIFO, socket or device in a tree is refused.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +21,9 @@ from ftctl.canonical import sha256_of
 from ftctl.errors import FtctlError
 
 CHUNK = 4 * 1024 * 1024
+# Kernel pseudo-filesystems: endless, blocking or secret files (/proc/kmsg, /proc/self/environ).
+SYSTEM_TREES = (Path("/proc"), Path("/sys"), Path("/dev"))
+NOT_REGULAR = "model and run directories hold regular files only; remove it"
 # Directories that hold tool state, not content (huggingface_hub's local_dir metadata, VCS).
 IGNORED_DIRS = frozenset({".git", ".cache", ".dvc", "__pycache__", ".ipynb_checkpoints"})
 
@@ -33,11 +38,21 @@ class TreeDigest:
 def file_digest(path: Path, algorithm: str, cache: StatCache) -> str:
     """Hex digest of one file's bytes (``sha256`` or ``md5``), read only on a cache miss."""
     st = path.stat()
+    if not stat.S_ISREG(st.st_mode):
+        raise FtctlError(f"{path} is {_kind(st.st_mode)}, not a regular file", hint=NOT_REGULAR)
     cached = cache.get(path, st, algorithm)
     if cached is not None:
         return cached
     digest = hashlib.new(algorithm)
-    with path.open("rb", buffering=0) as handle:
+    # Non-blocking: a FIFO swapped in after the stat above is refused, not waited on.
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise FtctlError(f"{path} cannot be read ({exc.strerror})") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise FtctlError(f"{path} is not a regular file", hint=NOT_REGULAR)
+    with open(fd, "rb", buffering=0) as handle:
         buffer = bytearray(CHUNK)
         view = memoryview(buffer)
         while True:
@@ -57,7 +72,8 @@ def walk_files(root: Path, display: str) -> Iterator[tuple[str, Path]]:
         dirnames[:] = sorted(d for d in dirnames if d not in IGNORED_DIRS)
         for name in sorted(filenames + [d for d in dirnames if Path(directory, d).is_symlink()]):
             path = Path(directory) / name
-            if path.is_symlink():
+            mode = path.lstat().st_mode
+            if stat.S_ISLNK(mode):
                 target = path.resolve()
                 if not target.is_relative_to(real_root):
                     rel = path.relative_to(root).as_posix()
@@ -67,11 +83,29 @@ def walk_files(root: Path, display: str) -> Iterator[tuple[str, Path]]:
                     )
                 if target.is_dir():
                     continue  # files under it are reached through the real directory
+            elif not stat.S_ISREG(mode):  # a FIFO would block the read, a device never end
+                rel = path.relative_to(root).as_posix()
+                raise FtctlError(
+                    f"{display}/{rel} is {_kind(mode)}, not a regular file", hint=NOT_REGULAR
+                )
             yield path.relative_to(root).as_posix(), path
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "a directory" if stat.S_ISDIR(mode) else "not a regular file"
 
 
 def tree_digest(root: Path, display: str, cache: StatCache) -> TreeDigest:
     """Digest of a file or of a directory tree (names bound to contents)."""
+    real = root.resolve()
+    if any(real.is_relative_to(system) for system in SYSTEM_TREES):
+        raise FtctlError(f"{display} is a system directory ({real}), not a model or dataset")
     if root.is_file():
         return TreeDigest(f"sha256:{file_digest(root, 'sha256', cache)}", root.stat().st_size, 1)
     entries: list[tuple[str, str]] = []

@@ -362,17 +362,6 @@ def environment(root: Path, config_path: Path | None, dvc_repo: Path | None) -> 
     }
 
 
-def keys_digest(key_files: list[Path]) -> str:
-    """sha256 over the trusted keys' names and bytes."""
-    digest = hashlib.sha256()
-    for path in key_files:
-        try:
-            digest.update(f"{path.name}\0".encode() + hashlib.sha256(path.read_bytes()).digest())
-        except OSError:
-            digest.update(f"{path.name}\0unreadable".encode())
-    return digest.hexdigest()
-
-
 def _code_signature() -> str:
     """ftctl's own source files: a development checkout that changes them drops the memo."""
     package = Path(__file__).parent

@@ -72,7 +72,7 @@ class _Group(click.Group):
     help="Run as if ftctl was started in DIR.",
 )
 def cli(directory: Path | None) -> None:
-    """Terraform for fine-tuning: lock, plan, apply and verify LLM fine-tunes."""
+    """Terraform for fine-tuning: lock, plan, train and verify LLM fine-tunes."""
     if directory is not None:
         try:
             os.chdir(directory)

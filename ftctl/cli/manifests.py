@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from ftctl.cli.options import importing, json_option, workspace_trust
-from ftctl.errors import UsageError
+from ftctl.cli.options import importing, json_option, trust_ref_option, workspace_trust
+from ftctl.errors import UsageError, one_line
 from ftctl.render.terminal import echo, info, warn
 
 
@@ -78,12 +78,13 @@ def attest(run_dir: Path, name: str, external: bool) -> None:
     help="Check these files against the subjects.",
 )
 @json_option()
-def verify(manifest: Path, artifacts: Path | None, as_json: bool) -> None:
+@trust_ref_option()
+def verify(manifest: Path, artifacts: Path | None, as_json: bool, trust_ref: str | None) -> None:
     """Verify a manifest's signature, trust and shape (and with --artifacts, the files)."""
     from ftctl.provenance.manifest import ManifestError, verify_artifacts, verify_file
     from ftctl.render.manifest import verify_failed_json, verify_json, verify_line
 
-    _, trusted = workspace_trust()
+    _, trusted = workspace_trust(trust_ref)
     try:
         verified = verify_file(manifest, trusted)
         if artifacts is not None:
@@ -92,47 +93,50 @@ def verify(manifest: Path, artifacts: Path | None, as_json: bool) -> None:
         if as_json:
             echo(verify_failed_json(manifest, exc))
         else:
-            info(f"FAILED {exc.problem.message}")
+            info(one_line(f"FAILED {exc.problem.message}"))
         raise SystemExit(1) from None
     echo(verify_json(verified, artifacts) if as_json else verify_line(verified, artifacts))
 
 
 @click.command()
 @click.argument("manifest", type=click.Path(dir_okay=False, path_type=Path))
-def show(manifest: Path) -> None:
+@trust_ref_option()
+def show(manifest: Path, trust_ref: str | None) -> None:
     """Show what a (verified) manifest records."""
     from ftctl.provenance.manifest import verify_file
     from ftctl.render.manifest import show_lines
 
-    _, trusted = workspace_trust()
+    _, trusted = workspace_trust(trust_ref)
     for line in show_lines(verify_file(manifest, trusted)):
         echo(line)
 
 
 @click.command("log")
 @click.argument("name")
-def log_command(name: str) -> None:
+@trust_ref_option()
+def log_command(name: str, trust_ref: str | None) -> None:
     """A recipe's run history: when, fingerprint, why it was retrained, metrics."""
     from ftctl.provenance.records import read_records
     from ftctl.render.manifest import log_lines
 
-    root, trusted = workspace_trust()
+    root, trusted = workspace_trust(trust_ref)
     state = read_records(root, lambda: trusted).get(name)
     if state is None:
-        raise UsageError(f"no manifests for recipe '{name}'", hint="attest or apply a run first")
+        raise UsageError(f"no manifests for recipe '{name}'", hint="attest a run first (ftctl attest RUN_DIR --recipe NAME)")
     for line in log_lines(state):
         echo(line)
 
 
 @click.command("audit")
 @json_option("Print the results as JSON.")
-def audit_command(as_json: bool) -> None:
+@trust_ref_option()
+def audit_command(as_json: bool, trust_ref: str | None) -> None:
     """Check every manifest: signature, trust, and the recipe and lock at the recorded commit."""
     from ftctl.provenance.audit import audit as run_audit
     from ftctl.render.manifest import AUDIT_HEADERS, audit_json, audit_rows, audit_summary
     from ftctl.render.terminal import table
 
-    root, trusted = workspace_trust()
+    root, trusted = workspace_trust(trust_ref)
     rows = run_audit(root, trusted)
     if as_json:
         echo(audit_json(root, rows))

@@ -56,9 +56,21 @@ def render_problem(problem: Problem) -> None:
         echo(line, markup=f"[red]{escape(line)}[/red]")
 
 
-def workspace_trust() -> tuple[Path, dict[str, Ed25519PublicKey]]:
-    from ftctl.provenance.keys import trusted_keys
+def trust_ref_option() -> Callable[[F], F]:
+    """``--trust-ref REF``: read ftctl.yaml's trust and the key files from REF's git tree."""
+    return click.option(
+        "--trust-ref",
+        metavar="REF",
+        envvar="FTCTL_TRUST_REF",
+        help="Trust the keys of REF's tree (e.g. origin/main), not the working tree's; "
+        "FTCTL_TRUSTED_KEYS overrides both.",
+    )
+
+
+def workspace_trust(ref: str | None = None) -> tuple[Path, dict[str, Ed25519PublicKey]]:
+    """The workspace root and the keys to verify manifests with (see ftctl.provenance.trust)."""
+    from ftctl.provenance.trust import trust_of
     from ftctl.workspace import discover
 
     workspace = discover(Path.cwd())
-    return workspace.root, trusted_keys(workspace.root, workspace.config.trust)
+    return workspace.root, trust_of(workspace, ref).keys()

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ftctl.cli.options import importing, json_option
+from ftctl.cli.options import importing, json_option, trust_ref_option
 from ftctl.errors import UsageError
 from ftctl.render.terminal import echo, info, use_styles, warn
 
@@ -31,7 +31,9 @@ if TYPE_CHECKING:
     help="Retrain NAME even if nothing changed.",
 )
 @click.option(
-    "--out", type=click.Path(dir_okay=False, path_type=Path), help="Save the plan for `apply FILE`."
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Save the plan with the digests of what it was made from (docs/plan.md).",
 )
 @json_option("Print the plan as JSON (docs/plan-json.md).")
 @click.option(
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
 @click.option(
     "--detailed-exitcode", is_flag=True, help="Exit 0 with no changes, 2 with changes, 1 on error."
 )
+@trust_ref_option()
 def plan(
     targets: tuple[str, ...],
     replace: tuple[str, ...],
@@ -47,19 +50,21 @@ def plan(
     as_json: bool,
     as_markdown: bool,
     detailed_exitcode: bool,
+    trust_ref: str | None,
 ) -> None:
     """Show which trainings must run, and why (offline, nothing is written but --out)."""
     with importing():
         from ftctl.plan.inputs import gather
         from ftctl.plan.planner import make_plan
         from ftctl.plan.saved import save_plan
+        from ftctl.provenance.trust import trust_of
         from ftctl.render.plan import to_json
         from ftctl.workspace import discover_existing
 
     if as_json and as_markdown:
         raise UsageError("choose one of --json and --markdown")
     workspace = discover_existing(Path.cwd())
-    inputs = gather(workspace)
+    inputs = gather(workspace, trust=trust_of(workspace, trust_ref))
     _check_names((*targets, *replace), set(inputs.desired) | set(inputs.recorded))
     result = make_plan(
         inputs.desired,
@@ -68,6 +73,8 @@ def plan(
         in_registry=inputs.in_registry,
         replace=replace,
         targets=targets,
+        trust_changes=[(c.change, c.file, c.keyid) for c in inputs.trust_changes],
+        trust=inputs.trust.source,
     )
     inputs.save_memo()
     if out is not None:
@@ -79,7 +86,7 @@ def plan(
         stat.save()
     _show(result, as_json=as_json, as_markdown=as_markdown)
     if out is not None:
-        info(f"saved the plan to {out}; `ftctl apply {out}` applies exactly this plan")
+        info(f"saved the plan to {out}, with the digests of everything it was made from")
     if detailed_exitcode and result.has_changes:
         raise SystemExit(2)
 

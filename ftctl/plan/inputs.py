@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ftctl._dvc import find_repo
-from ftctl.cache.planmemo import PlanMemo, RecipeMemo, environment, keys_digest
+from ftctl.cache.planmemo import PlanMemo, RecipeMemo, environment
 from ftctl.errors import FtctlError
 from ftctl.lock.paths import lock_path, locks_dir
 from ftctl.plan.planner import Desired, Estimate, Reason, Recorded, Run
 from ftctl.provenance.records import Record, manifest_files, read_records
+from ftctl.provenance.trust import Trust, TrustChange, trust_changes, trust_of
 from ftctl.recipe.dag import find_cycle
 from ftctl.recipe.refs import upstream_of
 from ftctl.workspace import Workspace, trusted_key_files
@@ -40,6 +41,8 @@ class PlanInputs:
     recorded: dict[str, Recorded]
     registry_root: Path | None  # a file:// registry, or None (hf:// is not consulted offline)
     details: PlanDetails
+    trust: Trust  # the keys manifests were verified with, and where they came from
+    trust_changes: list[TrustChange] = field(default_factory=list)  # working tree vs pinned keys
 
     def save_memo(self) -> None:
         """Keep what explaining the plan computed (call after make_plan)."""
@@ -51,28 +54,28 @@ class PlanInputs:
         return (self.registry_root / name / fingerprint.removeprefix("sha256:")).is_dir()
 
 
-def gather(workspace: Workspace, *, memo: bool = True) -> PlanInputs:
-    """Desired and recorded state; call ``save_memo()`` once the plan is made (it keeps what was computed)."""
+def gather(workspace: Workspace, *, memo: bool = True, trust: Trust | None = None) -> PlanInputs:
+    """Desired and recorded state; call ``save_memo()`` once the plan is made (it keeps what was computed).
+
+    ``trust``: the keys to verify manifests with (default: :func:`trust_of`, which honours
+    FTCTL_TRUSTED_KEYS and FTCTL_TRUST_REF).
+    """
     root = workspace.root
     dvc_repo = find_repo(root)
-    key_files = trusted_key_files(root, workspace.config.trust)
+    trust = trust if trust is not None else trust_of(workspace)
     store = (
-        PlanMemo(
-            root / ".ftctl" / "plan-memo.json",
-            root,
-            environment(root, workspace.config_path, dvc_repo),
-            keys_digest(key_files),
-        )
+        PlanMemo.of(root, environment(root, workspace.config_path, dvc_repo), trust.digest())
         if memo
         else PlanMemo.disabled(root)
     )
     paths = _recipe_files(workspace)
-    details = PlanDetails(workspace, paths, store)
+    details = PlanDetails(workspace, paths, store, trust)
     desired = _desired(workspace, paths, store, dvc_repo, details)
-    recorded = _recorded(root, store, key_files, details)
+    recorded = _recorded(root, store, trust, details)
     registry = workspace.config.registry
     registry_root = (root / registry[len("file://") :]) if registry.startswith("file://") else None
-    return PlanInputs(desired, recorded, registry_root, details)
+    changes = trust_changes(workspace, trust)
+    return PlanInputs(desired, recorded, registry_root, details, trust, changes)
 
 
 def _recipe_files(workspace: Workspace) -> dict[str, Path]:
@@ -210,13 +213,11 @@ def _compute(
 
 
 def _recorded(
-    root: Path, store: PlanMemo, key_files: list[Path], details: PlanDetails
+    root: Path, store: PlanMemo, trust: Trust, details: PlanDetails
 ) -> dict[str, Recorded]:
     """Every recipe's verified manifests (newest finishedOn is current); the rest rejected with a reason."""
-    from ftctl.provenance.keys import load_trusted
-
     recorded = {}
-    for name, state in read_records(root, lambda: load_trusted(key_files), memo=store).items():
+    for name, state in read_records(root, trust.keys, memo=store).items():
         current = state.current
         if current is not None:
             details.current[name] = current.path
@@ -232,7 +233,9 @@ def _recorded(
 
 def _run(record: Record) -> Run:
     summary = record.summary
-    return Run(summary.fingerprint, summary.finished_on, summary.publish, record.shown, summary.external)
+    return Run(
+        summary.fingerprint, summary.finished_on, summary.publish, record.shown, summary.external
+    )
 
 
 @dataclass
@@ -242,6 +245,7 @@ class PlanDetails:
     workspace: Workspace
     paths: dict[str, Path]
     store: PlanMemo
+    trust: Trust
     current: dict[str, Path] = field(default_factory=dict)  # name -> its current manifest
     current_digest: dict[str, str] = field(
         default_factory=dict
@@ -266,9 +270,7 @@ class PlanDetails:
             from ftctl.provenance.manifest import verify_file
 
             if self._trusted is None:
-                from ftctl.provenance.keys import trusted_keys
-
-                self._trusted = trusted_keys(self.workspace.root, self.workspace.config.trust)
+                self._trusted = self.trust.keys()
             manifest = verify_file(self.current[name], self._trusted)
             found = list(diff_reasons(manifest.statement, self._lock(name), self._config(name)))
             known = [(r.kind, r.path, r.old, r.new) for r in found]

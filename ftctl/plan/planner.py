@@ -128,6 +128,10 @@ class Change:
 class Plan:
     changes: tuple[Change, ...]
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    # Key files the change under review adds, removes or replaces against the pinned trust
+    # (``--trust-ref``): listed, never trusted. Each is (change, file, keyid or None).
+    trust_changes: tuple[tuple[str, str, str | None], ...] = ()
+    trust: str = "the working tree"  # where the trusted keys were read from
 
     def count(self, *actions: str) -> int:
         return sum(c.action in actions for c in self.changes)
@@ -153,6 +157,8 @@ def make_plan(
     in_registry: Callable[[str, str], bool] = lambda name, fp: False,
     replace: Iterable[str] = (),
     targets: Iterable[str] = (),
+    trust_changes: Iterable[tuple[str, str, str | None]] = (),
+    trust: str = "the working tree",
 ) -> Plan:
     """Every recipe's action, upstream first; retired recipes last."""
     forced = set(replace)
@@ -181,7 +187,7 @@ def make_plan(
         for path, reason in rec.rejected
     )
     kept = tuple(c for name, c in changes.items() if selected is None or name in selected)
-    return Plan(kept, warnings)
+    return Plan(kept, warnings, tuple(trust_changes), trust)
 
 
 def _with_dependants(targets: set[str], edges: dict[str, str | None]) -> set[str]:

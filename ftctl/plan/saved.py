@@ -26,6 +26,7 @@ SAVED_FORMAT = 1
 def save_plan(
     path: Path, workspace: Workspace, plan_json: dict[str, Any], digests: dict[str, dict[str, str]]
 ) -> None:
+    refuse_target(path, workspace)
     body = {
         "saved_plan_format": SAVED_FORMAT,
         "ftctl_version": __version__,
@@ -34,6 +35,27 @@ def save_plan(
         "plan": plan_json,
     }
     write_atomic(path, json.dumps(body, indent=2, sort_keys=True) + "\n")
+
+
+# What plan --out must never replace: the inputs a plan is made from.
+PROTECTED_DIRS = ("recipes", "lockfiles", "manifests", "keys", ".ftctl")
+
+
+def refuse_target(path: Path, workspace: Workspace) -> None:
+    """Refuse to save a plan over a recipe, lock, manifest, key, ftctl.yaml or tool state."""
+    real_root = workspace.root.resolve()
+    target = path.parent.resolve() / path.name  # the file itself may be a symlink: see write_atomic
+    protected = [real_root / name for name in PROTECTED_DIRS]
+    if target in workspace.recipe_paths() or target.suffix in (".yaml", ".yml", ".lock"):
+        raise FtctlError(
+            f"{path}: refusing to save a plan over a recipe, lock or YAML file",
+            hint="save it as e.g. plan.json",
+        )
+    if target == real_root / "ftctl.yaml" or any(target.is_relative_to(d) for d in protected):
+        raise FtctlError(
+            f"{path}: refusing to save a plan under recipes/, lockfiles/, manifests/ or keys/",
+            hint="save it elsewhere, e.g. plan.json at the top of the workspace",
+        )
 
 
 def load_saved(path: Path) -> dict[str, Any]:

@@ -154,6 +154,20 @@ def load_public_key(path: Path) -> Ed25519PublicKey:
     return key
 
 
+def parse_public_key(pem: bytes, shown: str) -> Ed25519PublicKey:
+    """A public key from the bytes of a key file (from the working tree, a git ref or the environment)."""
+    try:
+        key = serialization.load_pem_public_key(pem)
+    except (ValueError, UnsupportedAlgorithm):
+        raise FtctlError(
+            f"{shown}: not a readable public key (not an Ed25519 PEM key)",
+            hint="regenerate it with `ftctl keygen`",
+        ) from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise FtctlError(f"{shown}: not an Ed25519 public key")
+    return key
+
+
 def load_trusted(files: list[Path]) -> dict[str, Ed25519PublicKey]:
     """keyid -> public key for each key file."""
     keys: dict[str, Ed25519PublicKey] = {}

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ftctl.errors import one_line
 from ftctl.provenance.audit import AuditRow
 from ftctl.provenance.manifest import ManifestError, VerifiedManifest
 from ftctl.provenance.records import EXTERNAL_BUILDER, RecipeRecords
@@ -35,7 +36,7 @@ def verify_line(manifest: VerifiedManifest, artifacts: Path | None) -> str:
     """``verify``'s one line: ``OK <manifest>: recipe ..., fingerprint ..., signed by ...``."""
     info = summary(manifest)
     checked = f"; {len(info['subjects'])} files in {artifacts} match" if artifacts else ""
-    return (
+    return one_line(
         f"OK {info['manifest']}: recipe {info['recipe']}, fingerprint {info['fingerprint'][7:19]}, "
         f"signed by {', '.join(k[:12] for k in info['keyids'])}{checked}"
     )
@@ -78,7 +79,7 @@ def show_lines(manifest: VerifiedManifest) -> list[str]:
     if info["metrics"]:
         lines.append("metrics:")
         lines.extend(f"  {k}: {v}" for k, v in sorted(info["metrics"].items()))
-    return lines
+    return [one_line(line) for line in lines]  # names and metrics come from files: escape them
 
 
 def _inputs(manifest: VerifiedManifest) -> dict[str, str]:
@@ -123,7 +124,7 @@ def log_lines(state: RecipeRecords) -> list[str]:
             f"[{shown}]{external}"
         )
     lines.extend(f"REJECTED {r.shown}: {r.reason}" for r in state.rejected)
-    return lines
+    return [one_line(line) for line in lines]
 
 
 AUDIT_HEADERS = ["recipe", "finished", "fingerprint", "result"]
@@ -132,10 +133,14 @@ AUDIT_HEADERS = ["recipe", "finished", "fingerprint", "result"]
 def audit_rows(rows: list[AuditRow]) -> list[list[str]]:
     return [
         [
-            row.recipe,
-            row.finished_on or "-",
-            short(row.fingerprint),
-            ("ok" if row.ok else f"FAIL: {row.reason}") + (" (external)" if row.external else ""),
+            one_line(cell)
+            for cell in (
+                row.recipe,
+                row.finished_on or "-",
+                short(row.fingerprint),
+                ("ok" if row.ok else f"FAIL: {row.reason}")
+                + (" (external)" if row.external else ""),
+            )
         ]
         for row in rows
     ]

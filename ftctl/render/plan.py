@@ -52,7 +52,22 @@ def reason_line(reason: Reason) -> str:
 def _marked(change: Change) -> str:
     """The recipe's name, marked when its recorded run was attested --external."""
     external = bool((change.before or {}).get("external"))
-    return f"{change.recipe} (external: inputs not verified by ftctl)" if external else change.recipe
+    return (
+        f"{change.recipe} (external: inputs not verified by ftctl)" if external else change.recipe
+    )
+
+
+def trust_lines(plan: Plan) -> list[str]:
+    """The trust changes, as plain lines: keys the change adds count for nothing."""
+    if not plan.trust_changes:
+        return []
+    lines = [
+        f"trust changes against {plan.trust} (not trusted; manifests signed only by them count as absent):"
+    ]
+    for change, file, keyid in plan.trust_changes:
+        shown = f" (keyid {keyid[:16]})" if keyid else ""
+        lines.append(f"  {change:<8} {file}{shown}")
+    return [*lines, ""]
 
 
 def terminal_lines(plan: Plan, styled: bool = True) -> list[tuple[str, str | None]]:
@@ -69,6 +84,8 @@ def terminal_lines(plan: Plan, styled: bool = True) -> list[tuple[str, str | Non
         return f"[{tag}]{escape(text)}[/{tag}]" if tag else escape(text)
 
     lines: list[tuple[str, str | None]] = []
+    for text in trust_lines(plan):
+        lines.append((text, style(text, "red")))
     changed = [c for c in plan.changes if c.action != "no-op"]
     if changed:
         text = "ftctl will perform these actions:"
@@ -112,6 +129,11 @@ def to_json(plan: Plan) -> dict[str, Any]:
         },
         "changes": [_change_json(c) for c in plan.changes],
         "warnings": list(plan.warnings),
+        "trust": plan.trust,
+        "trust_changes": [
+            {"change": change, "file": file, "keyid": keyid}
+            for change, file, keyid in plan.trust_changes
+        ],
     }
 
 
@@ -143,6 +165,16 @@ def markdown(plan: Plan, limit: int = MARKDOWN_LIMIT) -> str:
     """One PR comment: a summary line, a collapsible section per change, cut under ``limit``."""
     head = f"### ftctl plan\n\n**{plan.summary()}**\n"
     parts = [head]
+    if plan.trust_changes:
+        rows = "\n".join(
+            f"| {change} | `{_md(file)}` | `{keyid[:16] if keyid else '-'}` |"
+            for change, file, keyid in plan.trust_changes
+        )
+        parts.append(
+            f"\n**Trust changes** against {_md(plan.trust)}: these keys are not trusted, and "
+            f"manifests signed only by them count as absent.\n\n| change | key file | keyid |\n"
+            f"|---|---|---|\n{rows}\n"
+        )
     if plan.warnings:
         parts.append("\n" + "\n".join(f"> :warning: {w}" for w in plan.warnings) + "\n")
     sections = [_section(c) for c in plan.changes if c.action != "no-op"]

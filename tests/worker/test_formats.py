@@ -259,9 +259,7 @@ def test_metharme_chat_template_token_by_token(tok: Any) -> None:
     assert trained_text(tok, last) == "cold.small.<|endoftext|>"
 
 
-EOT_TEMPLATE = (
-    "{% for m in messages %}{{ '[' + m['role'] + ']\\n' + m['content'] + '[EOT]' + '\\n' }}{% endfor %}"
-)
+EOT_TEMPLATE = "{% for m in messages %}{{ '[' + m['role'] + ']\\n' + m['content'] + '[EOT]' + '\\n' }}{% endfor %}"
 
 
 def test_eot_tokens_end_a_turn(tok: Any) -> None:

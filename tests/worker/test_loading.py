@@ -73,7 +73,10 @@ def test_distributed_training_arguments(tmp_path: Path) -> None:
     )
     assert "deepspeed" not in args
     assert args["fsdp"] == "full_shard auto_wrap"
-    assert args["fsdp_config"] == {"version": 1, "transformer_layer_cls_to_wrap": "LlamaDecoderLayer"}
+    assert args["fsdp_config"] == {
+        "version": 1,
+        "transformer_layer_cls_to_wrap": "LlamaDecoderLayer",
+    }
     assert args["lr_scheduler_type"] == "cosine_with_min_lr" and args["lr_scheduler_kwargs"] == {
         "min_lr_rate": 0.1
     }
