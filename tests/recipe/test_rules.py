@@ -43,6 +43,54 @@ def problems_for(overrides: dict[str, Any]) -> tuple[str, list[Problem]]:
 # (rule, overrides, key path shown, message fragment)
 CASES: list[tuple[str, dict[str, Any], str, str]] = [
     (
+        "unfrozen_parameters_need_full_finetune",
+        {"unfrozen_parameters": ["lm_head"]},
+        "unfrozen_parameters",
+        "selects weights for a full fine-tune; adapter: lora trains only its own",
+    ),
+    (
+        "model_configs_are_the_base",
+        {"tokenizer_config": "org/other"},
+        "tokenizer_config",
+        "ftctl loads the model and tokenizer from base_model",
+    ),
+    (
+        "no_streamed_data",
+        {"streaming": True, "max_steps": 10},
+        "streaming",
+        "not supported by ftctl (streamed pretraining data)",
+    ),
+    (
+        "no_prompt_limit",
+        {"rl": "dpo", "datasets": DPO_DATA, "max_prompt_len": 128},
+        "max_prompt_len",
+        "trl's preference trainers take no prompt limit",
+    ),
+    (
+        "chat_template_kwargs_not_reserved",
+        {"chat_template_kwargs": {"tokenize": True, "enable_thinking": False}},
+        "chat_template_kwargs.tokenize",
+        "ftctl sets this parameter of the chat template itself",
+    ),
+    (
+        "attention_agrees",
+        {"sdp_attention": True, "attn_implementation": "eager"},
+        "attn_implementation",
+        "eager contradicts sdp_attention: true (sdpa)",
+    ),
+    (
+        "one_cross_entropy_kernel",
+        {"liger_cross_entropy": True, "cut_cross_entropy": True},
+        "cut_cross_entropy",
+        "liger_cross_entropy and cut_cross_entropy each replace the loss",
+    ),
+    (
+        "save_as_safetensors",
+        {"save_safetensors": False},
+        "save_safetensors",
+        "ftctl saves adapters and models as safetensors only",
+    ),
+    (
         "quantized_needs_adapter",
         {"adapter": None, "load_in_4bit": True},
         "load_in_4bit",
