@@ -99,6 +99,14 @@ def read_regular(
     return b"".join(chunks)
 
 
+SMALL_FILE = 16 * 1024 * 1024  # locks, recipes, manifests, run records: far below this
+
+
+def read_small(path: Path, limit: int = SMALL_FILE) -> bytes:
+    """:func:`read_regular` for files ftctl reads whole (named by their path in errors)."""
+    return read_regular(path, limit, str(path))
+
+
 def _size(limit: int) -> str:
     return f"{limit // 1024} KiB" if limit >= 1024 else f"{limit} bytes"
 

@@ -26,7 +26,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from ftctl.files import UnsafeTarget, write_atomic
+from ftctl.files import UnreadableInput, UnsafeTarget, read_regular, write_atomic
 
 MAX_BYTES = 256 * 1024 * 1024  # far above 10,000 recipes' worth; a larger file is not ours
 KEY_ENV = "FTCTL_CACHE_KEY"
@@ -68,7 +68,12 @@ def cache_key() -> bytes | None:
 
 
 def _read_key(path: Path) -> bytes | None:
-    raw = path.read_bytes()
+    try:
+        raw = read_regular(path, 32, str(path))
+    except UnreadableInput as exc:
+        if "not found" in exc.problem.message:
+            raise FileNotFoundError(path) from None
+        raise OSError(exc.problem.message) from None
     return raw if len(raw) == 32 else None
 
 

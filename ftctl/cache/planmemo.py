@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 from ftctl import __version__
 from ftctl.cache import base, paths
 from ftctl.canonical import sha256_of
-from ftctl.files import UnsafeTarget, write_atomic
+from ftctl.files import UnreadableInput, UnsafeTarget, read_small, write_atomic
 from ftctl.hashing import IGNORED_DIRS
 from ftctl.provenance.records import Summary
 
@@ -158,8 +158,8 @@ class PlanMemo:
         if self.path is None:
             return None
         try:
-            config = json.loads(self._config_path(digest).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            config = json.loads(read_small(self._config_path(digest)))
+        except (OSError, ValueError, RecursionError, UnreadableInput):
             return None
         return config if isinstance(config, dict) and sha256_of(config) == digest else None
 
@@ -293,16 +293,16 @@ _LOCK_FINGERPRINT = re.compile(rb'^fingerprint: "(sha256:[0-9a-f]{64})"$', re.MU
 
 def _sha256_of_file(path: Path) -> str | None:
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
+        return hashlib.sha256(read_small(path)).hexdigest()
+    except (OSError, UnreadableInput):
         return None
 
 
 def _content_matches(memo: RecipeMemo, recipe_file: Path, lock_file: Path) -> bool:
     """The recipe's and the lock's bytes are the ones the entry was made from, and agree with it."""
     try:
-        lock_bytes = lock_file.read_bytes()
-    except OSError:
+        lock_bytes = read_small(lock_file)
+    except (OSError, UnreadableInput):
         return False
     if hashlib.sha256(lock_bytes).hexdigest() != memo.lock_sha256:
         return False
@@ -350,8 +350,8 @@ def environment(root: Path, config_path: Path | None, dvc_repo: Path | None) -> 
     config = None
     if config_path is not None:
         try:
-            config = hashlib.sha256(config_path.read_bytes()).hexdigest()
-        except OSError:
+            config = hashlib.sha256(read_small(config_path)).hexdigest()
+        except (OSError, UnreadableInput):
             config = None
     return {
         "version": MEMO_VERSION,

@@ -72,10 +72,14 @@ def read_pins(path: Path, shown: str) -> Pins:
     if not path.exists() and not path.is_symlink():
         return Pins(shown)
     try:
-        raw = read_regular(path, MAX_PINS_BYTES, shown, what="pins file", hint="pins are a requirements file")
+        raw = read_regular(
+            path, MAX_PINS_BYTES, shown, what="pins file", hint="pins are a requirements file"
+        )
         text = raw.decode("utf-8")
     except UnreadableInput as exc:
-        raise ConfigError(exc.problem.message, location=exc.problem.location, hint=exc.problem.hint) from None
+        raise ConfigError(
+            exc.problem.message, location=exc.problem.location, hint=exc.problem.hint
+        ) from None
     except UnicodeDecodeError:
         raise ConfigError("pins file is not UTF-8 text", location=Location(shown)) from None
     return parse_pins(text, shown)

@@ -41,7 +41,7 @@ from ftctl.recipe.dag import find_cycle, topological_order
 from ftctl.recipe.load import LoadedRecipe
 from ftctl.recipe.refs import COMMIT_RE, check_hf_id, parse_model_ref, split_revision, upstream_of
 from ftctl.workspace import Workspace, resolve_path
-from ftctl.yamlio import display_path
+from ftctl.yamlio import display_path, read_bytes
 
 DATA_LISTS = ("datasets", "test_datasets", "pretraining_dataset")
 
@@ -225,12 +225,13 @@ class _Resolver:
         return outcome
 
     def _read_old(self, path: Path, shown: str) -> tuple[Lockfile | None, str | None, str | None]:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
+        if not path.exists() and not path.is_symlink():
             return None, None, None
-        except (OSError, UnicodeDecodeError) as exc:
-            return None, "", f"unreadable ({exc})"
+        try:
+            text = read_bytes(path, shown).decode("utf-8")
+        except (ConfigError, UnicodeDecodeError) as exc:
+            reason = exc.problem.message if isinstance(exc, ConfigError) else "not UTF-8"
+            return None, "", f"unreadable ({reason})"
         try:
             return load_lock(path, shown, self.parse_cache), text, None
         except FtctlError as exc:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ftctl._dvc import find_repo
 from ftctl.cache.planmemo import PlanMemo, RecipeMemo, environment
 from ftctl.errors import FtctlError
+from ftctl.files import read_small
 from ftctl.lock.paths import lock_path, locks_dir
 from ftctl.plan.planner import Desired, Estimate, Reason, Recorded, Run
 from ftctl.provenance.records import Record, manifest_files, read_records
@@ -262,7 +263,7 @@ class PlanDetails:
         self._locks[name], self._configs[name], self.accelerators[name] = lock, config, accelerator
 
     def reasons(self, name: str) -> Iterable[Reason]:
-        lock_digest = hashlib.sha256(lock_path(self.workspace.root, name).read_bytes()).hexdigest()
+        lock_digest = hashlib.sha256(read_small(lock_path(self.workspace.root, name))).hexdigest()
         manifest_digest = self.current_digest[name]
         known = self.store.reasons(manifest_digest, lock_digest)
         if known is None:

@@ -38,11 +38,11 @@ def save_plan(
 
 
 # What plan --out must never replace: the inputs a plan is made from.
-PROTECTED_DIRS = ("recipes", "lockfiles", "manifests", "keys", ".ftctl")
+PROTECTED_DIRS = ("recipes", "lockfiles", "manifests", "keys")
 
 
 def refuse_target(path: Path, workspace: Workspace) -> None:
-    """Refuse to save a plan over a recipe, lock, manifest, key, ftctl.yaml or tool state."""
+    """Refuse to save a plan over a recipe, lock, manifest, key or ftctl.yaml."""
     real_root = workspace.root.resolve()
     target = path.parent.resolve() / path.name  # the file itself may be a symlink: see write_atomic
     protected = [real_root / name for name in PROTECTED_DIRS]

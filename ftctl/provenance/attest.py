@@ -25,7 +25,7 @@ from ftctl import __version__
 from ftctl._git import file_at, head_commit, remote_url
 from ftctl.canonical import strict_loads
 from ftctl.errors import FtctlError
-from ftctl.files import read_regular
+from ftctl.files import read_regular, read_small
 from ftctl.lock.fingerprint import training_config
 from ftctl.lock.lockfile import Lockfile, pin_descriptor
 from ftctl.provenance.manifest import sign_statement, write_manifest
@@ -70,6 +70,7 @@ def git_state(
 
 
 BUILDER_PREFIX = "https://ftctl.dev/builders/"
+BYPRODUCT_LIMIT = 256 * 1024 * 1024  # a train log of millions of steps fits
 # A run trained outside ftctl's worker (EXTERNAL_BUILDER): ftctl did not verify its inputs, and
 # plan, log and audit say so.
 
@@ -79,7 +80,7 @@ def run_id(run: RunDir) -> str:
     given = run.result.get("run_id")
     if isinstance(given, str) and re.fullmatch(r"[0-9a-f]{8,64}", given):
         return given
-    return hashlib.sha256((run.root / "result.json").read_bytes()).hexdigest()[:32]
+    return hashlib.sha256(read_small(run.root / "result.json")).hexdigest()[:32]
 
 
 def check_run(run: RunDir, loaded: LoadedRecipe, lock: Lockfile, *, external: bool) -> None:
@@ -202,7 +203,7 @@ def build_statement(
 ) -> Statement:
     recipe = loaded.recipe
     recipe_rel = loaded.path.resolve().relative_to(workspace.root.resolve()).as_posix()
-    recipe_bytes = loaded.path.read_bytes()
+    recipe_bytes = read_small(loaded.path)
     git = git_state(workspace.root, recipe_rel, recipe_bytes, lock_rel, lock_bytes)
     subjects = artifact_digests(run.adapter)
     if not subjects:
@@ -235,7 +236,9 @@ def build_statement(
     for name in BYPRODUCTS:
         entry: dict[str, Any] = {
             "name": name,
-            "digest": {"sha256": hashlib.sha256((run.root / name).read_bytes()).hexdigest()},
+            "digest": {
+                "sha256": hashlib.sha256(read_small(run.root / name, BYPRODUCT_LIMIT)).hexdigest()
+            },
         }
         if name == "result.json" and isinstance(run.result.get("metrics"), dict):
             entry["annotations"] = {
@@ -313,7 +316,7 @@ def attest(
     *,
     external: bool = False,
 ) -> tuple[Path, Statement]:
-    lock_bytes = lock_path.read_bytes()
+    lock_bytes = read_small(lock_path)
     lock_rel = lock_path.resolve().relative_to(workspace.root.resolve()).as_posix()
     statement = build_statement(
         workspace, loaded, lock, lock_rel, lock_bytes, run, external=external

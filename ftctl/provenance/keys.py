@@ -105,11 +105,13 @@ def signing_key_from_env() -> Ed25519PrivateKey:
     if "-----BEGIN" in value:
         pem = value.encode()
     else:
+        from ftctl.files import UnreadableInput, read_regular
+
         try:
-            pem = Path(value).expanduser().read_bytes()
-        except OSError as exc:
+            pem = read_regular(Path(value).expanduser(), 64 * 1024, KEY_ENV, what="key file")
+        except UnreadableInput as exc:
             raise FtctlError(
-                f"{KEY_ENV} names a file that cannot be read ({exc.strerror})",
+                f"{KEY_ENV} names a file that cannot be used: {exc.problem.message}",
                 hint="give the path of a key made by `ftctl keygen`, or the PEM text",
             ) from None
     passphrase = _passphrase()

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from ftctl.canonical import JSONError, canonical_json, strict_loads
 from ftctl.errors import FtctlError
-from ftctl.files import UnreadableInput, read_regular, write_atomic
+from ftctl.files import UnreadableInput, read_regular, read_small, write_atomic
 from ftctl.provenance import dsse
 from ftctl.provenance.rundir import PROVENANCE_DIR, artifact_digests
 from ftctl.provenance.statement import Statement
@@ -74,7 +74,7 @@ def write_manifest(root: Path, statement: Statement, envelope: bytes) -> tuple[P
     data = envelope + b"\n"
     earlier = sorted(folder.glob(f"*-{_run_tag(statement)}{SUFFIX}")) if folder.is_dir() else []
     for existing in earlier:
-        if existing == path and existing.read_bytes() == data:
+        if existing == path and read_small(existing) == data:
             return path, False
         raise AlreadyRecorded(
             f"this run is already recorded in {display_path(existing, root)}",

@@ -154,12 +154,15 @@ def _verify(
     path: Path, trusted: dict[str, Ed25519PublicKey]
 ) -> tuple[VerifiedManifest, Summary] | str:
     """The verified manifest and its summary, or why it is rejected."""
+    from ftctl.files import SMALL_FILE, UnreadableInput, confined, read_regular
     from ftctl.provenance.manifest import ManifestError, verify_bytes
 
+    if not confined(path, path.parent.parent.parent):  # manifests/<name>/<file>: a symlink out
+        return "is a symlink leaving the workspace"
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        return f"cannot be read ({exc.strerror})"
+        data = read_regular(path, SMALL_FILE, str(path), what="manifest")
+    except UnreadableInput as exc:
+        return exc.problem.message
     try:
         manifest = verify_bytes(data, trusted, path)
     except ManifestError as exc:

@@ -131,3 +131,11 @@ SchedulerName = Literal[
 ]
 
 RLName = Literal["dpo", "ipo", "orpo", "kto"]
+
+
+# apply_chat_template parameters ftctl sets itself; chat_template_kwargs may not name them.
+RESERVED_TEMPLATE_KWARGS = frozenset(
+    "conversation tools documents chat_template add_generation_prompt continue_final_message tokenize "
+    "sanitize_control_tokens padding truncation max_length return_tensors return_dict "
+    "return_assistant_tokens_mask tokenizer_kwargs messages".split()
+)

@@ -94,12 +94,6 @@ METHARME = (
 BUILT_IN_TEMPLATES = {"chatml": CHATML, "alpaca": ALPACA_CHAT, "metharme": METHARME}
 # Templates whose turns end with EOS rather than a <|...|> marker (Metharme's next turn starts with one).
 EOS_ENDS_TURN = frozenset({"alpaca", "metharme"})
-# apply_chat_template's own parameters: chat_template_kwargs must not override how ftctl renders.
-RESERVED_TEMPLATE_KWARGS = frozenset(
-    "conversation tools documents chat_template add_generation_prompt continue_final_message tokenize "
-    "sanitize_control_tokens padding truncation max_length return_tensors return_dict "
-    "return_assistant_tokens_mask tokenizer_kwargs messages".split()
-)
 
 
 def chat_template_for(

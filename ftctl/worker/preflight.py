@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from ftctl.errors import FtctlError
 from ftctl.recipe.model import Recipe
-from ftctl.recipe.names import BNB_OPTIMIZERS, TORCHAO_OPTIMIZERS
-from ftctl.worker import distributed, formats, kernels
+from ftctl.recipe.names import BNB_OPTIMIZERS, RESERVED_TEMPLATE_KWARGS, TORCHAO_OPTIMIZERS
+from ftctl.worker import distributed, kernels
 from ftctl.worker.model import attention_name
 
 # attn_implementation values whose kernels need CUDA (torch has no FlexAttention backward on the CPU).
@@ -27,7 +27,7 @@ def check_recipe(recipe: Recipe) -> None:
             "max_prompt_len is not supported by trl 1.16's preference trainers",
             hint="remove it; sequence_len bounds prompt and answer together",
         )
-    reserved = sorted(set(recipe.chat_template_kwargs or {}) & formats.RESERVED_TEMPLATE_KWARGS)
+    reserved = sorted(set(recipe.chat_template_kwargs or {}) & RESERVED_TEMPLATE_KWARGS)
     if reserved:
         raise FtctlError(
             f"chat_template_kwargs: {', '.join(reserved)} is how ftctl renders, not a template variable",

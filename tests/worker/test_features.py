@@ -69,18 +69,35 @@ def test_gpu_only_settings_refused_on_the_cpu(tmp_path: Path, extra: str, messag
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        ("chat_template_kwargs: {tokenize: true}\n", "tokenize is how ftctl renders"),
+        (
+            "chat_template_kwargs: {tokenize: true}\n",
+            "ftctl sets this parameter of the chat template",
+        ),
         (
             "liger_fused_linear_cross_entropy: true\ncut_cross_entropy: true\n",
-            "liger_fused_linear_cross_entropy and cut_cross_entropy each compute the loss",
+            "liger_fused_linear_cross_entropy and cut_cross_entropy each replace the loss",
         ),
         (
             "attn_implementation: eager\nflash_attention: true\n",
-            "eager conflicts with flash_attention: true",
+            "eager contradicts flash_attention: true",
         ),
-        ("tokenizer_config: ./elsewhere\n", "tokenizer_config: ftctl loads"),
-        ("save_safetensors: false\n", "safetensors weights only"),
-        ("unfrozen_parameters: ['lm_head.*']\n", "with an adapter only the adapter trains"),
+        ("tokenizer_config: ./elsewhere\n", "ftctl loads the model and tokenizer from base_model"),
+        ("save_safetensors: false\n", "saves adapters and models as safetensors only"),
+        ("unfrozen_parameters: ['lm_head.*']\n", "selects weights for a full fine-tune"),
+    ],
+)
+def test_what_no_machine_trains_is_a_validate_error(
+    tmp_path: Path, extra: str, message: str
+) -> None:
+    """validate and the worker agree: these fail before anything is trained, with their line."""
+    with pytest.raises(FtctlError, match=message) as info:
+        recipe_with(extra, tmp_path)
+    assert info.value.problems[0].location is not None
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
         (
             "fsdp_config: {fsdp_version: 2, fsdp_use_orig_params: true}\n",
             "fsdp_use_orig_params: FSDP1 only",

@@ -113,6 +113,28 @@ def unfrozen_parameters_are_regexes(r: Recipe) -> Iterator[Violation]:
 
 
 @rule
+def unfrozen_parameters_need_full_finetune(r: Recipe) -> Iterator[Violation]:
+    if r.unfrozen_parameters and r.adapter is not None:
+        yield Violation(
+            ("unfrozen_parameters",),
+            f"selects weights for a full fine-tune; adapter: {r.adapter} trains only its own",
+            "remove unfrozen_parameters, or remove adapter for a full fine-tune",
+        )
+
+
+@rule
+def model_configs_are_the_base(r: Recipe) -> Iterator[Violation]:
+    for key in ("base_model_config", "tokenizer_config"):
+        value = getattr(r, key)
+        if value is not None and value != r.base_model:
+            yield Violation(
+                (key,),
+                "ftctl loads the model and tokenizer from base_model, the input the lock pins",
+                "remove it; a different config or tokenizer would not be locked or hashed",
+            )
+
+
+@rule
 def unfrozen_not_reentrant(r: Recipe) -> Iterator[Violation]:
     kwargs = r.gradient_checkpointing_kwargs
     if r.unfrozen_parameters and kwargs is not None and kwargs.use_reentrant is True:

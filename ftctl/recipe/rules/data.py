@@ -6,7 +6,39 @@ from collections.abc import Iterator
 
 from ftctl.recipe.datasets import KTO_TYPES, PAIRED_TYPES, SFT_TYPES
 from ftctl.recipe.model import Recipe
+from ftctl.recipe.names import RESERVED_TEMPLATE_KWARGS
 from ftctl.recipe.rules.engine import Violation, given, rule
+
+
+@rule
+def no_streamed_data(r: Recipe) -> Iterator[Violation]:
+    for key in ("pretraining_dataset", "streaming"):
+        if getattr(r, key):
+            yield Violation(
+                (key,),
+                "not supported by ftctl (streamed pretraining data)",
+                "use type: completion in datasets for a finite text corpus",
+            )
+
+
+@rule
+def no_prompt_limit(r: Recipe) -> Iterator[Violation]:
+    if r.max_prompt_len is not None:
+        yield Violation(
+            ("max_prompt_len",),
+            "not supported by ftctl (trl's preference trainers take no prompt limit)",
+            "remove it; sequence_len bounds prompt and answer together",
+        )
+
+
+@rule
+def chat_template_kwargs_not_reserved(r: Recipe) -> Iterator[Violation]:
+    for key in sorted(set(r.chat_template_kwargs or {}) & RESERVED_TEMPLATE_KWARGS):
+        yield Violation(
+            ("chat_template_kwargs", key),
+            "ftctl sets this parameter of the chat template itself",
+            "remove it; chat_template_kwargs is for the template's own variables",
+        )
 
 
 @rule
@@ -101,9 +133,11 @@ def roles_to_train_not_empty(r: Recipe) -> Iterator[Violation]:
     for i, entry in enumerate(r.datasets or ()):
         # With no trained role only train_on_eos: all leaves a token to train on; every row
         # of this dataset would be dropped as untrainable.
-        if getattr(entry, "roles_to_train", None) == [] and getattr(
-            entry, "train_on_eos", ""
-        ) in ("turn", "last", "none"):
+        if getattr(entry, "roles_to_train", None) == [] and getattr(entry, "train_on_eos", "") in (
+            "turn",
+            "last",
+            "none",
+        ):
             yield Violation(
                 ("datasets", i, "roles_to_train"),
                 "nothing in this dataset would be trained",

@@ -128,6 +128,46 @@ def checkpointing_kwargs_need_checkpointing(r: Recipe) -> Iterator[Violation]:
 
 
 @rule
+def attention_agrees(r: Recipe) -> Iterator[Violation]:
+    implied = "flash_attention_2" if r.flash_attention else "sdpa" if r.sdp_attention else None
+    if (
+        r.attn_implementation is not None
+        and implied is not None
+        and r.attn_implementation != implied
+    ):
+        key = "flash_attention" if r.flash_attention else "sdp_attention"
+        yield Violation(
+            ("attn_implementation",),
+            f"{r.attn_implementation} contradicts {key}: true ({implied})",
+            "keep one of them",
+        )
+
+
+@rule
+def one_cross_entropy_kernel(r: Recipe) -> Iterator[Violation]:
+    kernels = [
+        k for k in ("liger_cross_entropy", "liger_fused_linear_cross_entropy", "cut_cross_entropy")
+        if getattr(r, k)
+    ]  # fmt: skip
+    if len(kernels) > 1:
+        yield Violation(
+            (kernels[-1],),
+            f"{' and '.join(kernels)} each replace the loss; only one can",
+            "keep one",
+        )
+
+
+@rule
+def save_as_safetensors(r: Recipe) -> Iterator[Violation]:
+    if not r.save_safetensors:
+        yield Violation(
+            ("save_safetensors",),
+            "ftctl saves adapters and models as safetensors only",
+            "remove it (pickled weights cannot be verified as data)",
+        )
+
+
+@rule
 def one_memory_limit(r: Recipe) -> Iterator[Violation]:
     if r.max_memory is not None and r.gpu_memory_limit is not None:
         yield Violation(
