@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote
 
 from ftctl.errors import EnvVarError, FtctlError
@@ -128,6 +128,7 @@ def resolve_commit(
 
     policy = policy or default_policy()
     ref = HubRef(recipe, kind, repo_id, revision)
+    _bound_retry_after()
     try:
         with _library_quiet():
             response = http_backoff(
@@ -145,6 +146,30 @@ def resolve_commit(
     except (HfHubHTTPError, OfflineModeIsEnabled, httpx2.HTTPError, httpx2.InvalidURL) as exc:
         raise explain(ref, exc, policy.attempts) from None
     return _commit_of(ref, response)
+
+
+MAX_RETRY_AFTER = 20  # seconds: a server's Retry-After beyond this is taken as this
+
+
+def _bound_retry_after() -> None:
+    """http_backoff waits whatever Retry-After says; a hostile or broken server must not hang lock.
+
+    A response hook on the library's own shared client (its request hook, which enforces
+    offline mode, stays) lowers a larger numeric Retry-After before the library reads it.
+    """
+    from huggingface_hub import get_session
+
+    session = get_session()
+    hooks = session.event_hooks
+    if _clamp_retry_after not in hooks["response"]:
+        hooks["response"].append(_clamp_retry_after)
+        session.event_hooks = hooks
+
+
+def _clamp_retry_after(response: Any) -> None:
+    value = response.headers.get("Retry-After")
+    if value is not None and value.strip().isdigit() and int(value.strip()) > MAX_RETRY_AFTER:
+        response.headers["Retry-After"] = str(MAX_RETRY_AFTER)
 
 
 def _retried() -> tuple[type[Exception], ...]:

@@ -10,13 +10,16 @@ outside git) and every setting takes its default.
 from __future__ import annotations
 
 import glob
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from ftctl.cache.paths import STATE_DIR
 from ftctl.errors import Problem, UsageError, ValidationFailed, excerpt
+from ftctl.files import confined
 from ftctl.recipe.messages import describe_errors
 from ftctl.recipe.refs import check_hf_id
 from ftctl.recipe.types import ExecutorNameStr
@@ -124,7 +127,9 @@ class Workspace:
         else:
             folder = self.root / pattern
             found = [p for p in folder.iterdir()] if folder.is_dir() else []
-        recipes = sorted(p for p in found if p.suffix in RECIPE_SUFFIXES and p.is_file())
+        # Anything named like a recipe but a directory: a FIFO or device is listed, so that
+        # loading it reports what it is instead of skipping it without a word.
+        recipes = sorted(p for p in found if p.suffix in RECIPE_SUFFIXES and not p.is_dir())
         self._refuse_outside(recipes)
         return recipes
 
@@ -178,9 +183,22 @@ def discover(start: Path) -> Workspace:
     root = find_root(start)
     if root is None:
         # No ftctl.yaml: the repository's top level, as DVC and git find theirs.
-        return Workspace(git_top(start) or start, WorkspaceConfig())
+        root = git_top(start) or start
+        _refuse_state_outside(root)
+        return Workspace(root, WorkspaceConfig())
+    _refuse_state_outside(root)
     config_path = root / CONFIG_NAME
     return Workspace(root, load_config(config_path), config_path)
+
+
+def _refuse_state_outside(root: Path) -> None:
+    """``.ftctl/`` must not be a symlink out of the workspace: caches would be written there."""
+    state = root / STATE_DIR
+    if state.is_symlink() and not confined(state, root):
+        raise UsageError(
+            f"{STATE_DIR} is a symlink leaving the workspace ({os.readlink(state)})",
+            hint=f"remove it; ftctl makes its own {STATE_DIR}/ in the workspace",
+        )
 
 
 def discover_existing(start: Path) -> Workspace:

@@ -230,8 +230,8 @@ class _Resolver:
         try:
             text = read_bytes(path, shown).decode("utf-8")
         except (ConfigError, UnicodeDecodeError) as exc:
-            reason = exc.problem.message if isinstance(exc, ConfigError) else "not UTF-8"
-            return None, "", f"unreadable ({reason})"
+            reason = exc.problem.message if isinstance(exc, ConfigError) else "not utf-8 text"
+            return None, "", reason
         try:
             return load_lock(path, shown, self.parse_cache), text, None
         except FtctlError as exc:

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from ftctl import __version__
+from ftctl.errors import one_line
 from ftctl.plan.planner import SYMBOLS, Change, Estimate, Plan, Reason
 
 FORMAT_VERSION = 1
@@ -176,7 +177,7 @@ def markdown(plan: Plan, limit: int = MARKDOWN_LIMIT) -> str:
             f"|---|---|---|\n{rows}\n"
         )
     if plan.warnings:
-        parts.append("\n" + "\n".join(f"> :warning: {w}" for w in plan.warnings) + "\n")
+        parts.append("\n" + "\n".join(f"> :warning: {_md(w)}" for w in plan.warnings) + "\n")
     sections = [_section(c) for c in plan.changes if c.action != "no-op"]
     unchanged = [c.recipe for c in plan.changes if c.action == "no-op"]
     tail = f"\nUnchanged: {', '.join(f'`{n}`' for n in unchanged)}\n" if unchanged else ""
@@ -210,4 +211,6 @@ def _section(change: Change) -> str:
 
 
 def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("`", "'").replace("<", "&lt;")
+    """User-derived text as inline markdown: one line, no table cell, code span or HTML tag it can end."""
+    flat = one_line(text)  # control characters (newlines too) escaped: nothing starts a new line
+    return flat.replace("&", "&amp;").replace("|", "\\|").replace("`", "'").replace("<", "&lt;")

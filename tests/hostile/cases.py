@@ -106,6 +106,11 @@ READERS_OF_MANIFESTS = ("verify {manifest}", "show {manifest}")
 FORGED = (r"^ftctl: warning: forged", r"^forged", "\x1b")
 OUTSIDE_RECIPE = "../outside/r.yaml"
 MD_RECIPE = "base_model: ./models/tiny\nadapter: lora\nlora_r: 8\n"
+# A recipe that is valid but for what a case plants in it (its name, say).
+FULL_RECIPE = (
+    MD_RECIPE + "datasets:\n  - {path: data/train.jsonl, type: alpaca}\n"
+    "micro_batch_size: 2\ngradient_accumulation_steps: 2\nlearning_rate: 0.001\n"
+)
 
 CASES: tuple[Case, ...] = (
     # --- secrets: nothing from the environment or a file outside the workspace is echoed ----
@@ -437,14 +442,12 @@ CASES: tuple[Case, ...] = (
         "hang",
         (symlink("{manifest}", "/dev/zero"),),
         runs("error", "device", *READERS_OF_MANIFESTS, "audit", "log alpha"),
-        xfail="records.py reads manifests with read_bytes (owned elsewhere): audit/log block",
     ),
     Case(
         "manifest-fifo",
         "hang",
         (fifo("{manifest}"),),
         runs("error", "FIFO", *READERS_OF_MANIFESTS, "audit", "log alpha"),
-        xfail="records.py reads manifests with read_bytes (owned elsewhere): audit/log block",
     ),
     Case(
         "key-dev-zero",
@@ -464,14 +467,12 @@ CASES: tuple[Case, ...] = (
         "hang",
         (symlink(LOCK, "/dev/zero"),),
         runs("error", "alpha.lock", *READERS_OF_LOCKS),
-        xfail="plan/inputs.py, cache/planmemo.py, provenance/attest.py read locks with read_bytes",
     ),
     Case(
         "lock-fifo",
         "hang",
         (fifo(LOCK),),
         runs("error", "FIFO", *READERS_OF_LOCKS),
-        xfail="plan/inputs.py, cache/planmemo.py, provenance/attest.py read locks with read_bytes",
     ),
     Case(
         "recipe-fifo",
@@ -617,26 +618,16 @@ CASES: tuple[Case, ...] = (
         "manifest-dir-newline",
         "injection",
         (Plant("copy", "manifests/x\nftctl: warning: forged/a.intoto.json", "{manifest}"),),
-        (*runs("error", "forged", "audit"), *runs("ok", "", "plan")),
+        (Run(("audit",), "report", "forged"), *runs("ok", "", "plan")),
         forbid=FORGED,
         changes=(".ftctl/**",),
     ),
     Case(
         "recipe-name-escape",
         "injection",
-        (file("recipes/a\x1b[2J\nforged.yaml", MD_RECIPE),),
+        (file("recipes/a\x1b[2J\nforged.yaml", FULL_RECIPE),),
         (Run(("validate",), "problems", "\\x1b"), Run(("plan",), "error", "\\x1b")),
         forbid=FORGED,
-    ),
-    Case(
-        "markdown-dataset-path",
-        "injection",
-        (
-            file("data/x|`</details>\n# forged.jsonl", "{}\n"),
-            replace(RECIPE, "data/train.jsonl", '"data/x|`</details>\\n# forged.jsonl"'),
-        ),
-        (Run(("plan", "--markdown"), "error", "forged"),),
-        forbid=(*FORGED, r"^# forged", r"</details>\s*$"),
     ),
     Case(
         "log-escape-in-metrics",
