@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ftctl.cache.parse import ParseCache
+from ftctl.cache.paths import STATE_DIR
 from ftctl.cache.stat import StatCache
 from ftctl.errors import ConfigError, FtctlError, Location, excerpt
 from ftctl.hashing import file_digest
@@ -47,7 +48,7 @@ def find_repo(start: Path) -> Path | None:
 
 # Directories never searched for dvc.lock files: tool state, not pipelines.
 _PRUNE = frozenset(
-    {".git", ".dvc", ".ftctl", "node_modules", "__pycache__", ".venv", "manifests", "lockfiles"}
+    {".git", ".dvc", STATE_DIR, "node_modules", "__pycache__", ".venv", "manifests", "lockfiles"}
 )
 
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-INTERRUPTED = 130  # the exit code of a command stopped by Ctrl-C: 128 + SIGINT, as a shell reports it
+INTERRUPTED = (
+    130  # the exit code of a command stopped by Ctrl-C: 128 + SIGINT, as a shell reports it
+)
 
 
 @dataclass(frozen=True)

@@ -163,7 +163,10 @@ class Worker:
 
     def hand(self, spec: RunSpec) -> int:
         """Give the started worker its spec; its exit code once it has finished."""
-        assert self.proc is not None and self.proc.stdin is not None
+        if self.proc is None or self.proc.stdin is None:
+            raise FtctlError(
+                "the worker was not started with a pipe for its spec"
+            )  # a bug, not input
         try:
             self.proc.stdin.write(spec.model_dump_json().encode())
             self.proc.stdin.close()

@@ -84,7 +84,9 @@ def read_bytes(path: Path, shown: str) -> bytes:
             hint="a recipe is a small config; keep data in datasets, not in YAML",
         )  # fmt: skip
     except UnreadableInput as exc:
-        raise ConfigError(exc.problem.message, location=exc.problem.location, hint=exc.problem.hint) from None
+        raise ConfigError(
+            exc.problem.message, location=exc.problem.location, hint=exc.problem.hint
+        ) from None
 
 
 def decode_text(raw: bytes, shown: str) -> str:

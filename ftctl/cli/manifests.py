@@ -122,7 +122,10 @@ def log_command(name: str, trust_ref: str | None) -> None:
     root, trusted = workspace_trust(trust_ref)
     state = read_records(root, lambda: trusted).get(name)
     if state is None:
-        raise UsageError(f"no manifests for recipe '{name}'", hint="attest a run first (ftctl attest RUN_DIR --recipe NAME)")
+        raise UsageError(
+            f"no manifests for recipe '{name}'",
+            hint="attest a run first (ftctl attest RUN_DIR --recipe NAME)",
+        )
     for line in log_lines(state):
         echo(line)
 

@@ -20,7 +20,9 @@ from ftctl.errors import FtctlError
 RECIPE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 HF_ID_RE = re.compile(r"^(?:[A-Za-z0-9][A-Za-z0-9._-]{0,95}/)?[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 REVISION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,254}$")
-COMMIT_PATTERN = r"^[0-9a-f]{40}$"  # a full git commit id, lowercase (Hub revisions, recipe repositories)
+COMMIT_PATTERN = (
+    r"^[0-9a-f]{40}$"  # a full git commit id, lowercase (Hub revisions, recipe repositories)
+)
 COMMIT_RE = re.compile(COMMIT_PATTERN)
 LOCAL_PREFIXES = ("./", "../", "/", "~/")
 RECIPE_PREFIX = "recipe:"

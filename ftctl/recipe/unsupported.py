@@ -115,7 +115,9 @@ _MORE: dict[str, Unsupported] = {
     **_same("torch.compile", "torch_compile_options"),
     **_same("Ray training", "use_ray ray_num_workers ray_run_name resources_per_worker"),
     **_same("vLLM generation", "vllm"),
-    **_same("liger kernel options", "liger_rms_norm_gated liger_use_token_scaling liger_kernel_impl"),
+    **_same(
+        "liger kernel options", "liger_rms_norm_gated liger_use_token_scaling liger_kernel_impl"
+    ),
 }
 
 
@@ -157,7 +159,9 @@ UNSUPPORTED_KEYS: dict[str, Unsupported] = {
         "GRPO trainer block", "trl", "remove it: GRPO and its reward functions are not supported"
     ),
     **_same(
-        "merging after training", "merge_lora", "remove it: merge the adapter into its base after training"
+        "merging after training",
+        "merge_lora",
+        "remove it: merge the adapter into its base after training",
     ),
     **_same("model config overrides", "model_config_type_override"),
     **_MORE,

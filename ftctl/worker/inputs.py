@@ -98,7 +98,7 @@ def verify_inputs(lock: Lockfile, root: Path, lock_shown: str) -> None:
     from ftctl._dvc import workspace_md5
     from ftctl.hashing import tree_digest
 
-    cache = StatCache(root / ".ftctl" / "statcache.json")
+    cache = StatCache.of(root)
     pins: list[tuple[str, object]] = [
         ("base_model", lock.base_model),
         ("lora_model_dir", lock.lora_model_dir),

@@ -425,7 +425,9 @@ def test_audit_rejects_recipe_that_differs_from_the_record(
 def test_audit_fails_uncommitted_attestation(attested: Attested, run_cli: RunCLI) -> None:
     write(attested.root / "recipes" / "tiny.yaml", LOCAL_RECIPE + "seed: 7\n")
     run_cli("lock", cwd=attested.root)
-    finished_run(attested.root, attested.root / "run7", "tiny", minute=7)  # trained from the new lock
+    finished_run(
+        attested.root, attested.root / "run7", "tiny", minute=7
+    )  # trained from the new lock
     result = run_cli("attest", "run7", "--recipe", "tiny", cwd=attested.root)
     assert "not committed; `ftctl audit` will fail this manifest" in result.err
     audit = run_cli("audit", "--json", cwd=attested.root)
@@ -533,7 +535,9 @@ def test_attest_refuses_another_runs_fingerprint(attested: Attested, run_cli: Ru
     data["trained"]["fingerprint"] = "sha256:" + "0" * 64
     result_file.write_text(json.dumps(data))
     result = run_cli("attest", "run", "--recipe", "tiny", cwd=attested.root)
-    assert result.code == 1 and "run trained fingerprint 000000000000, but recipe tiny" in result.err
+    assert (
+        result.code == 1 and "run trained fingerprint 000000000000, but recipe tiny" in result.err
+    )
 
 
 def test_attest_unfinished_run(attested: Attested, run_cli: RunCLI) -> None:
