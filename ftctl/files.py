@@ -37,7 +37,8 @@ class UnreadableInput(FtctlError):
     """An input file that is not a regular file, too large, outside where it must be, or unreadable."""
 
 
-def _kind(mode: int) -> str:
+def file_kind(mode: int) -> str:
+    """What a non-regular file is, in words (for messages)."""
     if stat.S_ISDIR(mode):
         return "a directory"
     if stat.S_ISFIFO(mode):
@@ -82,7 +83,9 @@ def read_regular(
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise UnreadableInput(f"is {_kind(st.st_mode)}, expected {expected}", location=where)
+            raise UnreadableInput(
+                f"is {file_kind(st.st_mode)}, expected {expected}", location=where
+            )
         chunks, size = [], 0
         while size <= limit:
             chunk = os.read(fd, min(1 << 20, limit + 1 - size))

@@ -19,6 +19,7 @@ from pathlib import Path
 from ftctl.cache.stat import StatCache
 from ftctl.canonical import sha256_of
 from ftctl.errors import FtctlError
+from ftctl.files import file_kind
 
 CHUNK = 4 * 1024 * 1024
 # Kernel pseudo-filesystems: endless, blocking or secret files (/proc/kmsg, /proc/self/environ).
@@ -39,7 +40,7 @@ def file_digest(path: Path, algorithm: str, cache: StatCache) -> str:
     """Hex digest of one file's bytes (``sha256`` or ``md5``), read only on a cache miss."""
     st = path.stat()
     if not stat.S_ISREG(st.st_mode):
-        raise FtctlError(f"{path} is {_kind(st.st_mode)}, not a regular file", hint=NOT_REGULAR)
+        raise FtctlError(f"{path} is {file_kind(st.st_mode)}, not a regular file", hint=NOT_REGULAR)
     cached = cache.get(path, st, algorithm)
     if cached is not None:
         return cached
@@ -86,19 +87,9 @@ def walk_files(root: Path, display: str) -> Iterator[tuple[str, Path]]:
             elif not stat.S_ISREG(mode):  # a FIFO would block the read, a device never end
                 rel = path.relative_to(root).as_posix()
                 raise FtctlError(
-                    f"{display}/{rel} is {_kind(mode)}, not a regular file", hint=NOT_REGULAR
+                    f"{display}/{rel} is {file_kind(mode)}, not a regular file", hint=NOT_REGULAR
                 )
             yield path.relative_to(root).as_posix(), path
-
-
-def _kind(mode: int) -> str:
-    if stat.S_ISFIFO(mode):
-        return "a FIFO"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    return "a directory" if stat.S_ISDIR(mode) else "not a regular file"
 
 
 def tree_digest(root: Path, display: str, cache: StatCache) -> TreeDigest:

@@ -332,14 +332,7 @@ class _Resolver:
             reads.paths.append(target)
             if not target.exists():
                 raise FtctlError(f"{where} {text}: no such directory")
-            digest = self._tree(target, ref.value)
-            return LocalPin(
-                ref=text,
-                source="local",
-                digest=digest.digest,
-                size=digest.size,
-                nfiles=digest.nfiles,
-            )
+            return _local_pin(text, self._tree(target, ref.value))
         return self._hf_pin("model", text, ref.value, ref.revision, previous, where, reads)
 
     def _tree(self, target: Path, display: str) -> TreeDigest:
@@ -398,15 +391,8 @@ class _Resolver:
                     ref=text, source="dvc", md5=record.md5, size=record.size, nfiles=record.nfiles
                 )
         if target.exists():
-            digest = self._tree(target, text)
             self._note_unversioned(text, reads.recipe)
-            return LocalPin(
-                ref=text,
-                source="local",
-                digest=digest.digest,
-                size=digest.size,
-                nfiles=digest.nfiles,
-            )
+            return _local_pin(text, self._tree(target, text))
         repo_id, revision = split_revision(text)
         if check_hf_id(repo_id) is not None:
             raise FtctlError(
@@ -451,6 +437,12 @@ class _Resolver:
                 hint="the path is relative to the workspace root",
             )
         return tree_digest(target, text, self.cache).digest
+
+
+def _local_pin(text: str, tree: TreeDigest) -> LocalPin:
+    return LocalPin(
+        ref=text, source="local", digest=tree.digest, size=tree.size, nfiles=tree.nfiles
+    )
 
 
 def _without_refs(config: dict[str, Any]) -> dict[str, Any]:

@@ -144,16 +144,7 @@ def load_public_key(path: Path) -> Ed25519PublicKey:
     from ftctl.files import read_regular
 
     pem = read_regular(path, MAX_PUBLIC_KEY_BYTES, str(path), what="public key")
-    try:
-        key = serialization.load_pem_public_key(pem)
-    except (ValueError, UnsupportedAlgorithm):
-        raise FtctlError(
-            f"{path}: not a readable public key (not an Ed25519 PEM key)",
-            hint="regenerate it with `ftctl keygen`",
-        ) from None
-    if not isinstance(key, Ed25519PublicKey):
-        raise FtctlError(f"{path}: not an Ed25519 public key")
-    return key
+    return parse_public_key(pem, str(path))
 
 
 def parse_public_key(pem: bytes, shown: str) -> Ed25519PublicKey:

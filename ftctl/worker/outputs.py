@@ -15,22 +15,13 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from ftctl.lock.pins import TRAINING_PACKAGES
 from ftctl.recipe.model import Recipe
 from ftctl.runspec import RunSpec, TrainedRecord
 from ftctl.worker.model import Base
 from ftctl.worker.trainer import Trained
 
-PACKAGES = (
-    "torch",
-    "transformers",
-    "peft",
-    "trl",
-    "accelerate",
-    "datasets",
-    "safetensors",
-    "tokenizers",
-    "ftctl",
-)
+PACKAGES = TRAINING_PACKAGES  # environment.json records what --pins-from-env would pin
 
 
 def write_run_dir(
