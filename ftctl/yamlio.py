@@ -133,9 +133,20 @@ def compose(text: str, *, pure: bool = False) -> list[Node]:
 
 
 def nesting_bound(text: str) -> int:
-    """An upper bound on how deeply ``text`` can nest (every opener counted, plus the widest line)."""
-    openers = sum(text.count(c) for c in "[{-?:")
-    return openers + max(map(len, text.splitlines()), default=0)
+    """An upper bound on how deeply ``text`` can nest.
+
+    Flow collections nest at most once per ``[`` or ``{``; block collections once per column
+    of indentation, plus once per ``- `` or ``? `` written on one line (``- - - x``).
+    """
+    flow = text.count("[") + text.count("{")
+    block = max(
+        (
+            len(line) - len(line.lstrip(" ")) + line.count("- ") + line.count("? ")
+            for line in text.splitlines()
+        ),
+        default=0,
+    )
+    return flow + block
 
 
 # libyaml composes recursively in C: tens of thousands of nesting levels overflow the C stack

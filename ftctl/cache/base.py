@@ -21,7 +21,6 @@ import hashlib
 import hmac
 import json
 import os
-import secrets
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -56,7 +55,7 @@ def cache_key() -> bytes | None:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as handle:
-            handle.write(secrets.token_bytes(32))
+            handle.write(os.urandom(32))
     except FileExistsError:
         pass  # another ftctl made it meanwhile
     except OSError:

@@ -52,7 +52,6 @@ class RecipeMemo:
     accelerator: str | None  # declared for the estimate
     deps: dict[str, Signature]  # path (relative to the root where inside it) -> signature
     dvc_locks: bool  # the lock consulted the repository's dvc.lock files
-    recipe_sha256: str  # the recipe file's bytes: an entry is bound to the content it describes
     lock_sha256: str  # the lock file's bytes, whose fingerprint must be the entry's
 
 
@@ -60,6 +59,7 @@ class PlanMemo:
     def __init__(self, path: Path | None, root: Path, env: dict[str, Any], keys: str) -> None:
         self.path = path
         self.root = root
+        self._root_text = os.fspath(root)
         self.started = time.time_ns()
         self._env = env
         self._keys = keys
@@ -107,9 +107,9 @@ class PlanMemo:
     ) -> RecipeMemo | None:
         """The memo of ``name`` while every path it depends on is unchanged, else None.
 
-        Stat data alone does not vouch for an entry: the recipe's and the lock's bytes must
-        have the digests it records, and the lock must record its fingerprint, so a memo
-        written by someone else can cost time but never change an answer.
+        Stat data alone does not vouch for an entry: the lock's bytes must have the digest it
+        records and record its fingerprint; and the memo file carries a MAC under a key kept
+        outside the workspace, so a memo written by someone else can cost time, never truth.
         """
         raw = self._recipes.get(name)
         memo = _typed(RecipeMemo, raw, _RECIPE_TYPES)
@@ -134,10 +134,10 @@ class PlanMemo:
         files: tuple[Path, Path],
     ) -> None:
         """Record a fresh lock's result (``files``: the recipe and the lock), unless a path is too recent."""
-        digests = [_sha256_of_file(path) for path in files]
-        if None in digests:
+        lock_digest = _sha256_of_file(files[1])
+        if lock_digest is None:
             return
-        memo_without_deps = {**summary, "recipe_sha256": digests[0], "lock_sha256": digests[1]}
+        memo_without_deps = {**summary, "lock_sha256": lock_digest}
         sigs: dict[str, Signature] = {}
         for path in deps:
             sig, stable = signature(path, self.started)
@@ -281,11 +281,12 @@ class PlanMemo:
         return found, stable
 
     def _shown(self, path: Path) -> str:
-        absolute = path if path.is_absolute() else self.root / path
-        try:
-            return absolute.relative_to(self.root).as_posix()
-        except ValueError:
-            return str(absolute)
+        # String work, not pathlib: plan asks this for thousands of paths.
+        text = os.fspath(path)
+        if not os.path.isabs(text):
+            text = os.path.join(self._root_text, text)
+        prefix = self._root_text.rstrip(os.sep) + os.sep
+        return text[len(prefix) :].replace(os.sep, "/") if text.startswith(prefix) else text
 
 
 _LOCK_FINGERPRINT = re.compile(rb'^fingerprint: "(sha256:[0-9a-f]{64})"$', re.MULTILINE)
@@ -299,7 +300,12 @@ def _sha256_of_file(path: Path) -> str | None:
 
 
 def _content_matches(memo: RecipeMemo, recipe_file: Path, lock_file: Path) -> bool:
-    """The recipe's and the lock's bytes are the ones the entry was made from, and agree with it."""
+    """The lock's bytes are the ones the entry was made from, and record the entry's fingerprint.
+
+    What plan compares with the recorded runs (the fingerprint) is so read from the lock
+    itself; the rest of the entry (publish target, upstream, executor) stands on the stat
+    identity of the recipe (ctime included) and on the memo's MAC (cache/base.py).
+    """
     try:
         lock_bytes = read_small(lock_file)
     except (OSError, UnreadableInput):
@@ -307,9 +313,7 @@ def _content_matches(memo: RecipeMemo, recipe_file: Path, lock_file: Path) -> bo
     if hashlib.sha256(lock_bytes).hexdigest() != memo.lock_sha256:
         return False
     found = _LOCK_FINGERPRINT.findall(lock_bytes)
-    if found != [memo.fingerprint.encode("ascii", "replace")]:
-        return False
-    return _sha256_of_file(recipe_file) == memo.recipe_sha256
+    return found == [memo.fingerprint.encode("ascii", "replace")]
 
 
 def signature(path: str | Path, started: int) -> tuple[Signature, bool]:
@@ -385,7 +389,6 @@ _RECIPE_TYPES: dict[str, Any] = {
     "accelerator": _OPT_STR,
     "deps": dict,
     "dvc_locks": bool,
-    "recipe_sha256": str,
     "lock_sha256": str,
 }
 _RUN_TYPES: dict[str, Any] = {

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +111,8 @@ def main() -> None:
     except (Exception, KeyboardInterrupt, _Interrupted) as exc:
         code = report(exc)
         if _Debug.on and not isinstance(exc, click.ClickException):
+            import traceback  # only for a bug report: not worth its import at every start
+
             traceback.print_exception(exc, file=sys.stderr)
         sys.exit(code)
 

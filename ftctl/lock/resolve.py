@@ -194,6 +194,7 @@ class _Resolver:
         ] = {}  # one digest per path per run, however many recipes share it
         self.real_root = self.root.resolve()
         self._datasets: dict[str, tuple[HfPin | LocalPin | DvcPin, _Reads]] = {}
+        self._pins_inside: dict[str, bool] = {}  # every recipe shares one pins file, mostly
 
     @property
     def warnings(self) -> list[str]:
@@ -291,7 +292,9 @@ class _Resolver:
     def _pins_file(self, item: LoadedRecipe, pins_path: str) -> Path:
         """The pins file, which must lie in the workspace: it is read, and its packages go into the lock."""
         target = resolve_path(self.root, pins_path)
-        if confined(target, self.root):
+        if pins_path not in self._pins_inside:
+            self._pins_inside[pins_path] = confined(target, self.root)
+        if self._pins_inside[pins_path]:
             return target
         key: tuple[str, ...] = ("pins",)
         location = Location(display_path(self.workspace.config_path or self.root / "ftctl.yaml"))
