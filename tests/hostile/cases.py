@@ -93,7 +93,6 @@ class Case:
     forbid: tuple[str, ...] = ()  # regexes no output line may match
     hub: bool = False  # point HF_ENDPOINT at the hostile Hub
     env: dict[str, str] = field(default_factory=dict)
-    xfail: str = ""  # why it cannot pass yet (a change in a module owned elsewhere)
 
 
 def runs(outcome: str, match: str, *commands: str) -> tuple[Run, ...]:
