@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-import tempfile
 from functools import lru_cache
 from pathlib import Path
 
@@ -59,7 +58,7 @@ def confined(path: Path, root: Path) -> bool:
 
 
 def read_regular(
-    path: Path,
+    path: str | Path,
     limit: int,
     shown: str,
     *,
@@ -105,7 +104,7 @@ def read_regular(
 SMALL_FILE = 16 * 1024 * 1024  # locks, recipes, manifests, run records: far below this
 
 
-def read_small(path: Path, limit: int = SMALL_FILE) -> bytes:
+def read_small(path: str | Path, limit: int = SMALL_FILE) -> bytes:
     """:func:`read_regular` for files ftctl reads whole (named by their path in errors)."""
     return read_regular(path, limit, str(path))
 
@@ -179,6 +178,8 @@ def write_atomic(path: Path, data: bytes | str, *, mode: int | None = None) -> N
     check_target(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(path.parent)
+    import tempfile  # imported when something is written: the read-only commands never need it
+
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:

@@ -103,7 +103,7 @@ class PlanMemo:
     # Recipes
 
     def recipe(
-        self, name: str, dvc_repo: Path | None, recipe_file: Path, lock_file: Path
+        self, name: str, dvc_repo: Path | None, recipe_file: Path, lock_file: str | Path
     ) -> RecipeMemo | None:
         """The memo of ``name`` while every path it depends on is unchanged, else None.
 
@@ -299,7 +299,7 @@ def _sha256_of_file(path: Path) -> str | None:
         return None
 
 
-def _content_matches(memo: RecipeMemo, recipe_file: Path, lock_file: Path) -> bool:
+def _content_matches(memo: RecipeMemo, recipe_file: Path, lock_file: str | Path) -> bool:
     """The lock's bytes are the ones the entry was made from, and record the entry's fingerprint.
 
     What plan compares with the recorded runs (the fingerprint) is so read from the lock

@@ -10,6 +10,7 @@ unchanged; everything else is computed as ``ftctl lock --check`` and
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,8 +106,9 @@ def _desired(
     details: PlanDetails,
 ) -> dict[str, Desired]:
     memos: dict[str, RecipeMemo] = {}
+    locks = os.fspath(locks_dir(workspace.root))  # string joins: thousands of recipes
     for name in paths:
-        found = store.recipe(name, dvc_repo, paths[name], lock_path(workspace.root, name))
+        found = store.recipe(name, dvc_repo, paths[name], os.path.join(locks, f"{name}.lock"))
         if found is not None and _still_valid(found, name, paths, workspace):
             memos[name] = found
     todo = set(paths) - set(memos)
