@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, git
+from tests.conftest import PLAN_RECIPE, REPO, git
 from tests.hostile.cases import CASES, MD_RECIPE, Case, Plant, Run
 from tests.hostile.hub import hostile_hub
 
@@ -32,17 +32,7 @@ SECRETS = ("hf_SECRETMARKER", "PASSMARKER")
 REPORT_PREFIXES = ("ftctl: ", "FAILED ", "locked ", "unchanged ")
 SUMMARY = re.compile(r"^\d+ problems? in \d+ of \d+ files?$")
 TIMEOUT = 30  # seconds per command: far above any case's honest run on a loaded machine
-RECIPE = """\
-base_model: ./models/tiny
-adapter: lora
-lora_r: 8
-datasets:
-  - path: data/train.jsonl
-    type: alpaca
-micro_batch_size: 2
-gradient_accumulation_steps: 2
-learning_rate: 0.001
-"""
+RECIPE = PLAN_RECIPE  # the shared test recipe
 ADAPTER_CONFIG = '{"r": 8, "lora_alpha": 16, "base_model_name_or_path": "./models/tiny"}\n'
 RESULT = {
     "started_at": "2026-11-24T10:01:00Z",
