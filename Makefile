@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/verify.py
 	$(BIN)/python bench/plan.py
 	$(BIN)/python bench/train.py
+	$(BIN)/python bench/apply.py
 
 clean:
 	rm -rf $(VENV) .ftctl outputs registry .pytest_cache .mypy_cache .ruff_cache

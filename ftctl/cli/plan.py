@@ -82,7 +82,14 @@ def plan(
         from ftctl.plan.inputs import input_digests
 
         stat = StatCache.of(workspace.root)
-        save_plan(out, workspace, to_json(result), input_digests(workspace, stat))
+        save_plan(
+            out,
+            workspace,
+            to_json(result),
+            input_digests(workspace, stat),
+            targets=targets,
+            replace=replace,
+        )
         stat.save()
     _show(result, as_json=as_json, as_markdown=as_markdown)
     if out is not None:

@@ -53,7 +53,12 @@ class PlanInputs:
     def in_registry(self, name: str, fingerprint: str) -> bool:
         if self.registry_root is None:
             return False
-        return (self.registry_root / name / fingerprint.removeprefix("sha256:")).is_dir()
+        hexpart = fingerprint.removeprefix("sha256:")
+        # Under this name, or under any (the registry's fingerprint index): apply checks the
+        # artifact against its provenance before restoring it.
+        return (self.registry_root / name / hexpart).is_dir() or (
+            self.registry_root / ".index" / f"{hexpart}.json"
+        ).is_file()
 
 
 def gather(workspace: Workspace, *, memo: bool = True, trust: Trust | None = None) -> PlanInputs:

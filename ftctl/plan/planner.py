@@ -165,9 +165,21 @@ def make_plan(
     known = details or _NoDetails()
     changes: dict[str, Change] = {}
     edges = {name: d.upstream if d.upstream in desired else None for name, d in desired.items()}
+    # The fingerprint does not depend on a recipe's name: a renamed recipe, or one identical in
+    # training terms to another, restores the artifact any recipe's manifest records.
+    everywhere = frozenset(fp for rec in recorded.values() for fp in rec.fingerprints)
+
+    def recorded_anywhere(name: str, fp: str) -> str | None:
+        rec = recorded.get(name)
+        if rec is not None and fp in rec.fingerprints:
+            return "an older manifest"
+        if fp in everywhere:
+            return "another recipe's manifest"
+        return "the registry" if in_registry(name, fp) else None
+
     for name in topological_order(edges):
         changes[name] = _change(
-            desired[name], recorded.get(name), changes, name in forced, in_registry, known
+            desired[name], recorded.get(name), changes, name in forced, recorded_anywhere, known
         )
     for name in sorted(set(recorded) - set(desired)):
         rec = recorded[name]
@@ -224,7 +236,7 @@ def _change(
     rec: Recorded | None,
     done: dict[str, Change],
     forced: bool,
-    in_registry: Callable[[str, str], bool],
+    restorable_from: Callable[[str, str], str | None],
     details: Details,
 ) -> Change:
     fp = d.fingerprint
@@ -235,14 +247,10 @@ def _change(
     if upstream is not None and upstream.action in ("create", "retrain", "restore"):
         old = (upstream.before or {}).get("fingerprint")
         upstream_reason = (Reason("upstream_changed", d.upstream, old, upstream.fingerprint),)
-    restorable = (rec is not None and fp in rec.fingerprints) or in_registry(d.name, fp)
+    where = restorable_from(d.name, fp)
+    restorable = where is not None
     if current is None:
         if restorable and not forced:
-            where = (
-                "an older manifest"
-                if rec is not None and fp in rec.fingerprints
-                else "the registry"
-            )
             reasons = (Reason("restorable", None, None, f"fingerprint recorded in {where}"),)
             return Change(d.name, "restore", reasons, fp, before, _after(d), None)
         reasons = (Reason("new_recipe"), *upstream_reason, *((Reason("forced"),) if forced else ()))

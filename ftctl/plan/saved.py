@@ -18,17 +18,26 @@ from ftctl.canonical import JSONError, strict_loads
 from ftctl.errors import FtctlError
 from ftctl.files import write_atomic
 from ftctl.plan.inputs import input_digests
+from ftctl.plan.planner import Change, Estimate, Plan, Reason
 from ftctl.workspace import Workspace
 
 SAVED_FORMAT = 1
 
 
 def save_plan(
-    path: Path, workspace: Workspace, plan_json: dict[str, Any], digests: dict[str, dict[str, str]]
+    path: Path,
+    workspace: Workspace,
+    plan_json: dict[str, Any],
+    digests: dict[str, dict[str, str]],
+    *,
+    targets: tuple[str, ...] = (),
+    replace: tuple[str, ...] = (),
 ) -> None:
     refuse_target(path, workspace)
     body = {
         "saved_plan_format": SAVED_FORMAT,
+        "targets": list(targets),  # apply re-plans with them: the saved actions must come out
+        "replace": list(replace),
         "ftctl_version": __version__,
         "git_head": head_commit(workspace.root),
         "inputs": digests,
@@ -92,3 +101,68 @@ def staleness(saved: dict[str, Any], workspace: Workspace) -> list[str]:
             elif old[name] != new[name]:
                 reasons.append(f"{name} changed")
     return reasons
+
+
+def saved_plan(saved: dict[str, Any]) -> Plan:
+    """The plan a saved plan holds, for `ftctl show` to render as `ftctl plan` did."""
+    plan = saved.get("plan")
+    if not isinstance(plan, dict) or not isinstance(plan.get("changes"), list):
+        raise FtctlError("not a saved plan: it holds no changes", hint="ftctl plan --out FILE")
+    try:
+        changes = tuple(_change(c) for c in plan["changes"])
+        trust_changes = tuple(
+            (str(t["change"]), str(t["file"]), t.get("keyid"))
+            for t in plan.get("trust_changes", [])
+        )
+        warnings = tuple(str(w) for w in plan.get("warnings", []))
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise FtctlError(
+            f"the saved plan is malformed ({exc!r:.80})", hint="ftctl plan --out FILE"
+        ) from None
+    return Plan(changes, warnings, trust_changes, str(plan.get("trust", "the working tree")))
+
+
+def _change(change: dict[str, Any]) -> Change:
+    estimate = change.get("estimate")
+    return Change(
+        str(change["recipe"]),
+        str(change["action"]),
+        tuple(
+            Reason(str(r["kind"]), r.get("path"), r.get("old"), r.get("new"))
+            for r in change["reasons"]
+        ),
+        change.get("fingerprint"),
+        change.get("before"),
+        change.get("after"),
+        None
+        if estimate is None
+        else Estimate(
+            estimate.get("tokens"),
+            estimate.get("params"),
+            estimate.get("accelerator"),
+            estimate.get("gpu_hours"),
+            str(estimate.get("basis", "")),
+        ),
+    )
+
+
+def planned_with(saved: dict[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The --target and --replace names the saved plan was made with."""
+
+    def names(key: str) -> tuple[str, ...]:
+        value = saved.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise FtctlError(f"the saved plan's {key} is malformed", hint="ftctl plan --out FILE")
+        return tuple(value)
+
+    return names("targets"), names("replace")
+
+
+def actions_of(changes: list[Any]) -> list[tuple[Any, Any, Any]]:
+    """(recipe, action, fingerprint) of each change: what applying a plan does."""
+    return [
+        (c.get("recipe"), c.get("action"), c.get("fingerprint"))
+        if isinstance(c, dict)
+        else (c, None, None)
+        for c in changes
+    ]

@@ -189,26 +189,8 @@ def utc(stamp: str, what: str) -> str:
     return parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def build_statement(
-    workspace: Workspace,
-    loaded: LoadedRecipe,
-    lock: Lockfile,
-    lock_rel: str,
-    lock_bytes: bytes,
-    run: RunDir,
-    *,
-    executor: str = "local",
-    published: dict[str, str] | None = None,
-    external: bool = False,
-) -> Statement:
-    recipe = loaded.recipe
-    recipe_rel = loaded.path.resolve().relative_to(workspace.root.resolve()).as_posix()
-    recipe_bytes = read_small(loaded.path)
-    git = git_state(workspace.root, recipe_rel, recipe_bytes, lock_rel, lock_bytes)
-    subjects = artifact_digests(run.adapter)
-    if not subjects:
-        raise FtctlError(f"{run.adapter}: no files to attest")
-    check_run(run, loaded, lock, external=external)
+def resolved_dependencies(lock: Lockfile, git: GitState) -> list[dict[str, Any]]:
+    """The lock's pinned inputs, the recipe repository's commit and ftctl, as resource descriptors."""
     dependencies = [pin_descriptor("base_model", lock.base_model)]
     if lock.lora_model_dir is not None:
         dependencies.append(pin_descriptor("lora_model_dir", lock.lora_model_dir))
@@ -232,6 +214,30 @@ def build_statement(
             }
         )
     dependencies.append({"name": "ftctl", "uri": f"pkg:pypi/ftctl@{__version__}"})
+    return dependencies
+
+
+def build_statement(
+    workspace: Workspace,
+    loaded: LoadedRecipe,
+    lock: Lockfile,
+    lock_rel: str,
+    lock_bytes: bytes,
+    run: RunDir,
+    *,
+    executor: str = "local",
+    published: dict[str, str] | None = None,
+    external: bool = False,
+) -> Statement:
+    recipe = loaded.recipe
+    recipe_rel = loaded.path.resolve().relative_to(workspace.root.resolve()).as_posix()
+    recipe_bytes = read_small(loaded.path)
+    git = git_state(workspace.root, recipe_rel, recipe_bytes, lock_rel, lock_bytes)
+    subjects = artifact_digests(run.adapter)
+    if not subjects:
+        raise FtctlError(f"{run.adapter}: no files to attest")
+    check_run(run, loaded, lock, external=external)
+    dependencies = resolved_dependencies(lock, git)
     byproducts: list[dict[str, Any]] = []
     for name in BYPRODUCTS:
         entry: dict[str, Any] = {

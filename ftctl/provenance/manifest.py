@@ -9,8 +9,10 @@ there, and that no symlink leaves the directory.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pydantic import ValidationError
@@ -24,6 +26,9 @@ from ftctl.provenance.statement import Statement
 from ftctl.yamlio import display_path
 
 SUFFIX = ".intoto.json"
+# A registry's model card: written by the registry (it names the manifest, so it cannot be a
+# subject); an artifact may hold it beside its subjects.
+MODEL_CARD = "README.md"
 
 
 class ManifestError(FtctlError):
@@ -143,7 +148,8 @@ def verify_artifacts(manifest: VerifiedManifest, directory: Path) -> None:
         elif actual[name] != digest:
             problems.append(f"{name} differs from the recorded digest")
     problems.extend(
-        f"{name} is not in the manifest" for name in sorted(set(actual) - set(expected))
+        f"{name} is not in the manifest"
+        for name in sorted(set(actual) - set(expected) - {MODEL_CARD})
     )
     copy = directory / PROVENANCE_DIR / "provenance.intoto.json"
     if copy.is_file():
@@ -155,11 +161,39 @@ def verify_artifacts(manifest: VerifiedManifest, directory: Path) -> None:
 
 
 def _embedded_copy_problem(copy: Path, payload: bytes) -> str | None:
-    """Why the run directory's own copy of its manifest is not this manifest, or None."""
+    """Why an artifact's own provenance copy does not record these files, or None.
+
+    The copy a registry holds is signed before the publication is recorded (the Hub commit
+    it lands in cannot be inside it), and a restored artifact keeps the copy of the run
+    that trained it: so it must record the same fingerprint and subjects, not the same bytes.
+    """
     try:
         embedded = dsse.parse(read_regular(copy, MAX_MANIFEST_BYTES, str(copy), what="manifest"))
     except UnreadableInput as exc:
         return exc.problem.message
     except dsse.EnvelopeError as exc:
         return f"is not a manifest: {exc.reason}"
-    return None if embedded.payload == payload else "records another run"
+    if embedded.payload == payload:
+        return None
+    try:
+        theirs, ours = strict_loads(embedded.payload), strict_loads(payload)
+    except JSONError:
+        return "is not a manifest: its statement is not valid JSON"
+    if not isinstance(theirs, dict) or _artifact_identity(theirs) != _artifact_identity(ours):
+        return "records another artifact"
+    return None
+
+
+def _artifact_identity(body: dict[str, Any]) -> tuple[object, object]:
+    """(fingerprint, subjects) of a statement's JSON: what makes two records of one artifact."""
+    predicate = body.get("predicate")
+    definition = predicate.get("buildDefinition") if isinstance(predicate, dict) else None
+    internal = definition.get("internalParameters") if isinstance(definition, dict) else None
+    fingerprint = internal.get("fingerprint") if isinstance(internal, dict) else None
+    subjects = body.get("subject")
+    key = (
+        sorted(json.dumps(s, sort_keys=True) for s in subjects)
+        if isinstance(subjects, list)
+        else None
+    )
+    return fingerprint, key

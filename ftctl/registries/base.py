@@ -50,6 +50,10 @@ class Registry(Protocol):
     def fetch(self, found: Found, dest: Path) -> None:
         """Copy the artifact's files (adapter files and PROVENANCE_FILE) into ``dest`` (absent; made here)."""
 
+    def fetch_digests(self, found: Found, dest: Path) -> dict[str, str]:
+        """:meth:`fetch`, returning every fetched file's sha256 hex by relative path (computed
+        while copying where the registry can, so a large artifact is read once)."""
+
     def publish(
         self, name: str, fingerprint: str, files: Path, provenance: bytes, card: str | None
     ) -> Published:

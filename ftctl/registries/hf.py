@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ftctl import _hf
 from ftctl._hf import HubError, HubNotFound, HubRepo, RetryPolicy
+from ftctl.cache.stat import StatCache
 from ftctl.errors import FtctlError
 from ftctl.hashing import IGNORED_DIRS
 from ftctl.provenance.manifest import (
@@ -107,6 +108,16 @@ class HubRegistry:
         if commit is None or statement is None or statement.fingerprint != fingerprint:
             return None
         return Found(uri=f"hf://{self.repo.repo_id}@{commit}", name=statement.name, commit=commit)
+
+    def fetch_digests(self, found: Found, dest: Path) -> dict[str, str]:
+        """:meth:`fetch`, then every fetched file's sha256 (downloads are hashed after landing)."""
+        from ftctl.hashing import file_digest, walk_files
+
+        self.fetch(found, dest)
+        disabled = StatCache.disabled()
+        return {
+            rel: file_digest(path, "sha256", disabled) for rel, path in walk_files(dest, str(dest))
+        }
 
     def fetch(self, found: Found, dest: Path) -> None:
         """The publication's files (its subjects and provenance) at its commit, into ``dest``."""

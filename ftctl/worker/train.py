@@ -36,8 +36,18 @@ def run(spec: RunSpec) -> Path:
     record = trained_record(recipe, lock)
     base = model.load(recipe, root, lock, base_dir, cuda)
     sets = data.build(recipe, base.tokenizer, root, lock)
-    built = trainer.build(recipe, cuda, out, root, base, sets)
-    trained = trainer.train(built, recipe, sets)
+    built = trainer.build(
+        recipe,
+        cuda,
+        out,
+        root,
+        base,
+        sets,
+        save_every=spec.save_every,
+        progress=Path(spec.progress) if spec.progress else None,
+    )
+    resume = Path(spec.resume_from) if spec.resume_from else None
+    trained = trainer.train(built, recipe, sets, resume)
     if trained.main_process:  # one process writes the run directory
         outputs.write_run_dir(spec, recipe, base, trained, started, cuda, record)
     return out

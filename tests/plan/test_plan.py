@@ -170,8 +170,17 @@ def test_retire(ws: Workspace) -> None:
     (ws.root / "recipes" / "alpha.yaml").unlink()
     ws.lock()
     plan = ws.plan()
-    assert actions(plan) == {"gamma": "create", "alpha": "retire"}
+    # A rename: the fingerprint does not depend on the name, so gamma restores alpha's artifact.
+    assert actions(plan) == {"gamma": "restore", "alpha": "retire"}
     assert plan["summary"]["retire"] == 1
+
+
+def test_a_new_recipe_identical_to_another_restores(ws: Workspace) -> None:
+    ws.record("alpha")
+    write(ws.root / "recipes" / "gamma.yaml", RECIPE)
+    write(ws.root / "recipes" / "delta.yaml", RECIPE.replace("lora_r: 8", "lora_r: 4"))
+    ws.lock()
+    assert actions(ws.plan()) == {"alpha": "no-op", "gamma": "restore", "delta": "create"}
 
 
 def test_replace_forces_a_retrain(ws: Workspace) -> None:

@@ -391,12 +391,22 @@ def test_reject_files_from_two_runs(signed: Attested, adapter: Path, tmp_path: P
     artifacts_reject(signed, adapter, "adapter_model.safetensors differs")
 
 
-def test_reject_provenance_copy_of_another_run(signed: Attested, adapter: Path) -> None:
+def test_reject_provenance_copy_of_another_artifact(signed: Attested, adapter: Path) -> None:
     copy = adapter / ".ftctl" / "provenance.intoto.json"
     st = signed.statement()
-    st["predicate"]["buildDefinition"]["externalParameters"]["seed"] = "7"
+    st["predicate"]["buildDefinition"]["internalParameters"]["fingerprint"] = "sha256:" + "7" * 64
     write(copy, resign(signed, st).decode())
-    artifacts_reject(signed, adapter, "records another run")
+    artifacts_reject(signed, adapter, "records another artifact")
+
+
+def test_provenance_copy_before_publication_is_accepted(signed: Attested, adapter: Path) -> None:
+    # The registry's copy is signed before the Hub commit it lands in is known: it lacks the
+    # "published" byproduct the repository's manifest has, and records the same artifact.
+    copy = adapter / ".ftctl" / "provenance.intoto.json"
+    st = signed.statement()
+    st["predicate"]["runDetails"]["byproducts"] = []
+    write(copy, resign(signed, st).decode())
+    verify_artifacts(verify_file(signed.manifest, signed.trusted), adapter)
 
 
 def test_registry_copy_of_the_same_run_is_accepted(signed: Attested, adapter: Path) -> None:
