@@ -71,7 +71,7 @@ def attest(run_dir: Path, name: str, external: bool) -> None:
 
 
 @click.command()
-@click.argument("manifest", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("manifest", metavar="MANIFEST|hf://ORG/REPO[@REV]")
 @click.option(
     "--artifacts",
     type=click.Path(file_okay=False, path_type=Path),
@@ -79,36 +79,99 @@ def attest(run_dir: Path, name: str, external: bool) -> None:
 )
 @json_option()
 @trust_ref_option()
-def verify(manifest: Path, artifacts: Path | None, as_json: bool, trust_ref: str | None) -> None:
-    """Verify a manifest's signature, trust and shape (and with --artifacts, the files)."""
+def verify(manifest: str, artifacts: Path | None, as_json: bool, trust_ref: str | None) -> None:
+    """Verify a manifest's signature, trust and shape (and with --artifacts, the files).
+
+    hf://ORG/REPO[@REV] (default main) verifies a publication: the manifest it embeds,
+    and every file at that commit against it.
+    """
     from ftctl.provenance.manifest import ManifestError, verify_artifacts, verify_file
     from ftctl.render.manifest import verify_failed_json, verify_json, verify_line
 
+    if manifest.startswith("hf://"):
+        if artifacts is not None:
+            raise UsageError(
+                "--artifacts checks a local directory against a manifest file",
+                hint="a hf:// publication is checked against its own files; drop --artifacts",
+            )
+        _verify_published(manifest, trust_ref, as_json)
+        return
     _, trusted = workspace_trust(trust_ref)
     try:
-        verified = verify_file(manifest, trusted)
+        verified = verify_file(Path(manifest), trusted)
         if artifacts is not None:
             verify_artifacts(verified, artifacts)
     except ManifestError as exc:
         if as_json:
-            echo(verify_failed_json(manifest, exc))
+            echo(verify_failed_json(Path(manifest), exc))
         else:
             info(one_line(f"FAILED {exc.problem.message}"))
         raise SystemExit(1) from None
     echo(verify_json(verified, artifacts) if as_json else verify_line(verified, artifacts))
 
 
+def _verify_published(target: str, trust_ref: str | None, as_json: bool) -> None:
+    """``verify hf://...``: the same line or JSON, the publication's ``hf://ORG/REPO@COMMIT``
+    standing for both the manifest and the files."""
+    import json
+
+    from ftctl.provenance.manifest import ManifestError
+    from ftctl.registries.hf import verify_published
+    from ftctl.render.manifest import summary
+
+    _, trusted = workspace_trust(trust_ref)
+    try:
+        checked = verify_published(target, trusted)
+    except ManifestError as exc:
+        failed = {"ok": False, "manifest": target, "reason": exc.problem.message}
+        if as_json:
+            echo(json.dumps(failed))
+        else:
+            info(one_line(f"FAILED {exc.problem.message}"))
+        raise SystemExit(1) from None
+    shown = summary(checked.manifest)
+    if as_json:
+        echo(json.dumps({"ok": True, **shown, "manifest": checked.label,
+                         "artifacts": checked.label}, sort_keys=True))  # fmt: skip
+        return
+    signers = ", ".join(k[:12] for k in shown["keyids"])
+    echo(one_line(
+        f"OK {checked.label}: recipe {shown['recipe']}, fingerprint {shown['fingerprint'][7:19]}, "
+        f"signed by {signers}; {checked.files} files at that commit match"
+    ))  # fmt: skip
+
+
 @click.command()
 @click.argument("manifest", type=click.Path(dir_okay=False, path_type=Path))
 @trust_ref_option()
 def show(manifest: Path, trust_ref: str | None) -> None:
-    """Show what a (verified) manifest records."""
+    """Show what a (verified) manifest records, or a plan saved by `ftctl plan --out`."""
     from ftctl.provenance.manifest import verify_file
     from ftctl.render.manifest import show_lines
 
+    if not manifest.name.endswith(".intoto.json") and _is_saved_plan(manifest):
+        from ftctl.plan.saved import load_saved, saved_plan
+        from ftctl.render.plan import terminal_lines
+        from ftctl.render.terminal import use_styles
+
+        for text, markup in terminal_lines(saved_plan(load_saved(manifest)), styled=use_styles()):
+            echo(text, markup=markup)
+        return
     _, trusted = workspace_trust(trust_ref)
     for line in show_lines(verify_file(manifest, trusted)):
         echo(line)
+
+
+def _is_saved_plan(path: Path) -> bool:
+    """A saved plan is JSON with saved_plan_format; a manifest is a DSSE envelope."""
+    from ftctl.canonical import JSONError, strict_loads
+    from ftctl.files import UnreadableInput, read_regular
+
+    try:
+        body = strict_loads(read_regular(path, 64 * 1024 * 1024, str(path), what="file"))
+    except (UnreadableInput, JSONError):
+        return False  # verify_file reports what it is
+    return isinstance(body, dict) and "saved_plan_format" in body
 
 
 @click.command("log")
