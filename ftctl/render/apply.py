@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ftctl.errors import one_line
 from ftctl.render.terminal import escape, info, use_styles
 
 if TYPE_CHECKING:
@@ -22,10 +23,11 @@ def step_line(step: Step, event: dict[str, Any]) -> str:
     done, total = _int(event.get("step")), _int(event.get("max_steps"))
     elapsed = _float(event.get("elapsed_s"))
     parts = [f"{step.recipe}: step {done}/{total}"]
-    if isinstance(event.get("loss"), (int, float)):
-        parts.append(f"loss {float(event['loss']):.4f}")
-    if isinstance(event.get("lr"), (int, float)):
-        parts.append(f"lr {float(event['lr']):.2e}")
+    loss, lr = _number(event.get("loss")), _number(event.get("lr"))
+    if loss is not None:
+        parts.append(f"loss {loss:.4f}")
+    if lr is not None:
+        parts.append(f"lr {lr:.2e}")
     tokens = _int(event.get("tokens"))
     if tokens and elapsed > 0:
         parts.append(f"{tokens / elapsed:,.0f} tok/s")
@@ -36,7 +38,7 @@ def step_line(step: Step, event: dict[str, Any]) -> str:
 
 def outcome_line(outcome: Outcome) -> str:
     if outcome.status in ("failed", "skipped"):
-        return f"{outcome.recipe}: {outcome.status}: {outcome.message}"
+        return f"{outcome.recipe}: {outcome.status}: {one_line(outcome.message or '')}"
     resumed = f", resumed from step {outcome.resumed_from}" if outcome.resumed_from else ""
     return f"{outcome.recipe}: {outcome.status} in {_clock(outcome.seconds)}{resumed} -> {outcome.manifest}"
 
@@ -97,8 +99,14 @@ def _int(value: object) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 
 
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
 def _float(value: object) -> float:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
+    return _number(value) or 0.0
 
 
 def _clock(seconds: float) -> str:

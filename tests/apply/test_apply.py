@@ -270,3 +270,30 @@ def test_a_tampered_registry_artifact_is_never_restored(ws: Workspace) -> None:
     assert "adapter_model.safetensors differs from the recorded digest" in result.err
     assert not manifests(ws, "gamma")
     assert not (ws.root / "registry" / "gamma").exists()
+
+
+def test_a_kill_during_publishing_or_restore_leaves_nothing_half_done(ws: Workspace) -> None:
+    from ftctl.registries.tree import TEMP_PREFIX
+
+    trained(ws, "alpha")
+    staging = ws.root / "registry" / "alpha" / f"{TEMP_PREFIX}killed"  # a publish killed midway
+    write(staging / "adapter_model.safetensors", "half of the weights")
+    assert ws.ftctl("apply", "--auto-approve").code == 0
+    assert not staging.exists() and len(manifests(ws, "alpha")) == 1
+    ws.commit()
+    (ws.root / "recipes" / "alpha.yaml").rename(ws.root / "recipes" / "gamma.yaml")
+    (ws.root / "lockfiles" / "alpha.lock").unlink()
+    ws.lock()
+    fp = fingerprint(ws, "gamma").removeprefix("sha256:")
+    partial = ws.root / ".ftctl" / "runs" / fp / "restored"  # a restore killed while fetching
+    write(partial / "adapter_model.safetensors", "half")
+    result = ws.ftctl("apply", "--auto-approve")
+    assert result.code == 0, result.err
+    [restored] = manifests(ws, "gamma")
+    assert ws.ftctl("verify", str(restored), "--artifacts", str(partial)).code == 0
+    assert (
+        ws.ftctl(
+            "verify", str(restored), "--artifacts", str(ws.root / "registry" / "gamma" / fp)
+        ).code
+        == 0
+    )
