@@ -59,3 +59,24 @@ def blob_at(root: Path, commit: str, relpath: str) -> bytes | None:
     """The bytes of ``relpath`` (relative to ``root``) at ``commit``, or None."""
     proc = _git(root, "show", f"{commit}:./{relpath}")
     return proc.stdout if proc.returncode == 0 else None
+
+
+def inside_work_tree(root: Path) -> bool:
+    """Whether ``root`` (an existing directory) lies inside a git work tree."""
+    try:
+        proc = _git(root, "rev-parse", "--is-inside-work-tree")
+    except OSError:  # git is not installed
+        return False
+    return proc.returncode == 0 and proc.stdout.decode().strip() == "true"
+
+
+def init_repository(root: Path) -> str | None:
+    """``git init`` in ``root``; None when done, else why not (one line)."""
+    try:
+        proc = _git(root, "init", "-q")
+    except OSError:
+        return "git is not installed"
+    if proc.returncode != 0:
+        lines = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+        return lines[-1][:200] if lines else f"git init exited with {proc.returncode}"
+    return None

@@ -8,7 +8,7 @@ import click
 
 from ftctl.cli.options import importing, render_problem
 from ftctl.errors import UsageError
-from ftctl.render.terminal import echo, info
+from ftctl.render.terminal import echo, info, warn
 
 
 @click.command()
@@ -21,6 +21,8 @@ def validate(paths: tuple[Path, ...]) -> None:
     report = check_paths(list(paths), Path.cwd())
     for problem in report.problems:
         render_problem(problem)
+    for warning in report.warnings:
+        warn(warning.render())
     if report.problems:
         count = len(report.problems)
         info(
@@ -50,11 +52,11 @@ def schema(kind: str) -> None:
 @click.command()
 @click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
 def init(directory: Path | None) -> None:
-    """Scaffold a workspace in DIRECTORY (default: here); existing files are kept."""
+    """Scaffold a workspace in DIRECTORY (default: here), in a git repository; existing files are kept."""
     from ftctl.scaffold import scaffold
 
     target = directory if directory is not None else Path.cwd()
-    for path, created in scaffold(target):
-        state = "created" if created else "kept   "
-        info(f"{state} {path}")
+    for step in scaffold(target):
+        reason = f": {step.reason}" if step.reason else ""
+        info(f"{step.action:<7} {step.path}{reason}")
     info(f"Initialized ftctl workspace in {target}. Next: ftctl validate")

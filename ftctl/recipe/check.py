@@ -7,6 +7,7 @@ duplicate recipe names.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,9 @@ class CheckReport:
     checked: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     recipes: list[LoadedRecipe] = field(default_factory=list)
+    # Valid recipes that will not lock as they are: a dataset file that is not there but has a
+    # near namesake in the workspace (lock reports every missing file; validate the likely typos).
+    warnings: list[Problem] = field(default_factory=list)
 
     @property
     def failed_files(self) -> int:
@@ -127,7 +131,26 @@ def _check_group(
     # Names a recipe may build on: the workspace's recipes plus the files checked now.
     known = {p.stem for p in workspace.recipe_paths()} | set(stems)
     report.problems.extend(_workspace_problems(workspace, loaded, known))
+    # Paths that leave the allowed roots or cannot name a file: lock refuses them too.
+    report.problems.extend(p for item in loaded for p in workspace.path_problems(item))
+    report.warnings.extend(w for item in loaded for w in item.warnings)
+    report.warnings.extend(_missing_data(workspace, loaded))
     report.recipes.extend(loaded)
+
+
+def _missing_data(workspace: Workspace, loaded: list[LoadedRecipe]) -> Iterable[Problem]:
+    """Dataset paths that name no file, cannot be a Hub id and look like a typo of a file there."""
+    for item in loaded:
+        for list_name in ("datasets", "test_datasets"):
+            for i, entry in enumerate(getattr(item.recipe, list_name) or ()):
+                if "\x00" in entry.path or os.path.lexists(workspace.resolve(entry.path)):
+                    continue  # there (one stat, the common case), or reported where it is read
+                from ftctl.recipe.paths import missing_dataset
+
+                found = missing_dataset(workspace.root, entry.path)
+                if found is not None and found.suggestion is not None:
+                    path = (list_name, i, "path")
+                    yield Problem(found.message, item.document.location(path), path, found.hint)
 
 
 def _workspace_problems(

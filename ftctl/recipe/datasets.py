@@ -87,6 +87,32 @@ class PairedPreferenceDataset(_Source):
     field_rejected: NonEmptyStr = "rejected"
 
 
+class ChatTemplatePreferenceDataset(_Source):
+    """Axolotl's ``chat_template.default`` DPO rows: a conversation, then chosen and rejected turns.
+
+    The prompt is the conversation rendered by the chat template up to the assistant's turn;
+    each answer is its turn as the template renders it (as Axolotl's strategy does).
+    """
+
+    type: Literal["chat_template.default"]
+    field_messages: NonEmptyStr = Field(
+        "messages", description="the conversation before the answers"
+    )
+    field_chosen: NonEmptyStr = Field(
+        "chosen", description="the preferred answer: text or a message"
+    )
+    field_rejected: NonEmptyStr = Field(
+        "rejected", description="the rejected answer: text or a message"
+    )
+    message_property_mappings: MessageMappings = MessageMappings()
+    roles: dict[str, list[NonEmptyStr]] | None = Field(
+        None, description="map source role names onto user/assistant/system/tool"
+    )
+    chat_template: ChatTemplateName | None = Field(
+        None, description="overrides the recipe's chat_template for this dataset"
+    )
+
+
 class IntelPreferenceDataset(_Source):
     """Axolotl's ``chatml.intel`` mapper: rows ``{system?, question, chosen, rejected}``."""
 
@@ -108,13 +134,14 @@ DatasetEntry = Annotated[
     | CompletionDataset
     | InputOutputDataset
     | PairedPreferenceDataset
+    | ChatTemplatePreferenceDataset
     | IntelPreferenceDataset
     | KTODataset,
     Field(discriminator="type"),
 ]
 
 SFT_TYPES = frozenset({"alpaca", "chat_template", "completion", "input_output"})
-PAIRED_TYPES = frozenset({"dpo", "chatml.intel"})
+PAIRED_TYPES = frozenset({"dpo", "chat_template.default", "chatml.intel"})
 KTO_TYPES = frozenset({"kto"})
 DATASET_TYPES = SFT_TYPES | PAIRED_TYPES | KTO_TYPES
 
@@ -125,7 +152,6 @@ DATASET_TYPE_POINTERS = {
         "message_property_mappings: {role: from, content: value}"
     ),
     "pretrain": "use pretraining_dataset, or type: completion for a finite text corpus",
-    "chat_template.default": "use type: dpo for {prompt, chosen, rejected} rows",
     "chat_template.argilla": "use type: dpo for {prompt, chosen, rejected} rows",
     "llama3.prompt_pairs": "use type: dpo for {prompt, chosen, rejected} rows",
     "user_defined": "use type: dpo or kto and map the columns with field_prompt, field_chosen, ...",

@@ -48,8 +48,46 @@ NON_SEMANTIC_KEYS = frozenset(
     total_supervised_tokens lora_on_cpu is_falcon_derived_model is_llama_derived_model
     is_mistral_derived_model is_qwen_derived_model sample_packing_mp_start_method
     flex_attn_compile_kwargs fsdp_final_state_dict_type
+    flash_attn_rms_norm flash_attn_fuse_mlp flash_attn_cross_entropy fused_attn_kernel
+    flash_optimum debug
     """.split()
 )
+# Keys Axolotl's code reads that its schema does not declare (debug prints tokenized samples).
+OUTSIDE_SCHEMA = frozenset({"debug"})
+
+# Non-semantic keys that ask for speed or memory savings ftctl does not make: accepted with a
+# warning, since training runs without them (same values, more memory or time).
+SPEED_ONLY_KEYS: dict[str, str] = {
+    **dict.fromkeys(
+        "lora_mlp_kernel lora_qkv_kernel lora_o_kernel lora_embedding_kernel".split(),
+        "Axolotl's fused LoRA kernels",
+    ),
+    **dict.fromkeys(
+        "flash_attn_rms_norm flash_attn_fuse_mlp flash_attn_cross_entropy".split(),
+        "flash-attn's fused kernels",
+    ),
+    "fused_attn_kernel": "Axolotl's fused RMSNorm+RoPE kernel",
+    "flash_optimum": "BetterTransformer",
+    **dict.fromkeys(
+        "activation_offloading layer_offloading ple_cpu_offload".split(), "CPU offloading"
+    ),
+}
+# gradient_checkpointing values that also offload the checkpoints: checkpointing, no offload.
+OFFLOADED_CHECKPOINTING = frozenset({"offload", "offload_disk"})
+
+
+def ignored_settings(data: dict[str, object]) -> list[tuple[str, str]]:
+    """(key, message) for each speed or memory setting that is on but that ftctl does not apply."""
+    found = []
+    for key, value in data.items():
+        if key in SPEED_ONLY_KEYS and value not in (None, False, [], {}):
+            found.append(
+                (key, f"accepted and ignored: ftctl trains without {SPEED_ONLY_KEYS[key]}")
+            )
+        elif key == "gradient_checkpointing" and str(value) in OFFLOADED_CHECKPOINTING:
+            found.append((key, f"{value}: ftctl checkpoints but keeps activations in GPU memory"))
+    return found
+
 
 # Deprecated or alternative spellings of one recipe field (the target is where it is read).
 MAPPED_KEYS: dict[str, str] = {
@@ -67,7 +105,7 @@ ATTENTION_FLAGS: dict[str, str] = {
 }
 
 # Keys mapped with a rule of their own (see ftctl.recipe.prepare).
-SPECIAL_KEYS = frozenset({"hub_model_id", "fsdp_version", "model_revision"})
+SPECIAL_KEYS = frozenset({"hub_model_id", "fsdp_version", "model_revision", "revision_of_model"})
 
 # Plugins by the name Axolotl gives them, mapped onto what ftctl does for each.
 LIGER_PLUGIN = "axolotl.integrations.liger.LigerPlugin"
@@ -155,4 +193,4 @@ def dataset_kind(key: str, trained: frozenset[str]) -> Kind:
 
 def all_axolotl_keys() -> list[str]:
     """Every top-level key Axolotl knows, its plugins' keys included."""
-    return sorted(set(TOP_LEVEL) | set(PLUGIN_OF_KEY))
+    return sorted(set(TOP_LEVEL) | set(PLUGIN_OF_KEY) | OUTSIDE_SCHEMA)

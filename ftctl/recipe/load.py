@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from ftctl.cache.parse import ParseCache
 from ftctl.errors import Problem, ValidationFailed
 from ftctl.recipe.datasets import DATASET_TYPE_POINTERS
-from ftctl.recipe.keys import PLUGIN_OF_KEY
+from ftctl.recipe.keys import PLUGIN_OF_KEY, all_axolotl_keys, ignored_settings
 from ftctl.recipe.messages import describe_errors
 from ftctl.recipe.model import Recipe, recipe_name_problem
 from ftctl.recipe.prepare import plugin_feature, prepare
@@ -33,6 +33,8 @@ class LoadedRecipe:
     shown: str
     recipe: Recipe
     document: Document
+    # Settings accepted but not applied (speed or memory only): shown by validate.
+    warnings: tuple[Problem, ...] = ()
 
 
 def load_recipe(
@@ -57,7 +59,16 @@ def _checked(path: Path, shown: str, document: Document) -> LoadedRecipe:
     recipe = validate_document(document, problems)
     if problems or recipe is None:
         raise ValidationFailed(problems)
-    return LoadedRecipe(path.stem, path, shown, recipe, document)
+    return LoadedRecipe(path.stem, path, shown, recipe, document, ignored_warnings(document))
+
+
+def ignored_warnings(document: Document) -> tuple[Problem, ...]:
+    """A located warning for each speed or memory setting ftctl accepts but does not apply."""
+    data = document.data if isinstance(document.data, dict) else {}
+    return tuple(
+        Problem(message, document.location((key,), key=True), (key,))
+        for key, message in ignored_settings(data)
+    )
 
 
 def validate_document(document: Document, problems: list[Problem]) -> Recipe | None:
@@ -86,7 +97,9 @@ def validate_document(document: Document, problems: list[Problem]) -> Recipe | N
     try:
         recipe = Recipe.model_validate(data)
     except ValidationError as exc:
-        found = early + describe_errors(exc, document, Recipe, _recipe_key, DATASET_TYPE_POINTERS)
+        found = early + describe_errors(
+            exc, document, Recipe, _recipe_key, DATASET_TYPE_POINTERS, all_axolotl_keys()
+        )
         problems.extend(sorted(found + _rules_without(data, found, document), key=_position))
         return None
     if early:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -29,13 +29,15 @@ def describe_errors(
     root: type[BaseModel],
     special_key: KeyHook | None = None,
     type_pointers: Mapping[str, str] | None = None,
+    top_level_names: Iterable[str] = (),
 ) -> list[Problem]:
     """One problem per offending value of ``document``, sorted by position.
 
     ``special_key`` names keys the format knows but refuses (with its own
-    message); ``type_pointers`` maps retired ``type:`` values to what to use.
+    message); ``type_pointers`` maps retired ``type:`` values to what to use;
+    ``top_level_names`` are more keys a top-level typo may be meant for.
     """
-    describer = _Describer(root, special_key, type_pointers or {})
+    describer = _Describer(root, special_key, type_pointers or {}, frozenset(top_level_names))
     merged: dict[KeyPath, list[tuple[ErrorDetails, str, str | None]]] = {}
     key_errors: set[KeyPath] = set()
     for error in exc.errors(include_url=False):
@@ -82,9 +84,55 @@ def _child(node: Any, part: int | str) -> tuple[bool, Any]:
     return False, None
 
 
-def did_you_mean(word: str, candidates: list[str]) -> str | None:
-    match = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
-    return f"did you mean '{match[0]}'?" if match else None
+def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
+    """A suggestion only for a near miss: a typo, a swapped pair, a missing letter or two.
+
+    A loose similarity score would send ``eval_max_new_tokens`` to ``special_tokens``; an edit
+    distance bounded by the word's length (or a unique abbreviation) never points that far.
+    """
+    match = closest(word, candidates)
+    return f"did you mean '{match}'?" if match else None
+
+
+def closest(word: str, candidates: Iterable[str]) -> str | None:
+    """The candidate within a small edit distance of ``word`` (the nearest), or None."""
+    folded = word.lower()
+    limit = 1 if len(word) <= 4 else 2 if len(word) <= 9 else 3
+    best: tuple[int, float, str] | None = None
+    prefixed: list[str] = []
+    for candidate in dict.fromkeys(candidates):
+        if candidate == word:
+            continue
+        other = candidate.lower()
+        if len(folded) >= 5 and other.startswith(folded):
+            prefixed.append(candidate)
+        if abs(len(other) - len(folded)) > limit:
+            continue
+        distance = edit_distance(folded, other, limit)
+        if distance <= limit:
+            # ties: the one difflib finds more alike (a shared run of letters)
+            rank = (distance, -difflib.SequenceMatcher(None, folded, other).ratio(), candidate)
+            best = rank if best is None or rank < best else best
+    if best is not None:
+        return best[2]
+    return prefixed[0] if len(prefixed) == 1 else None  # adam_eps -> adam_epsilon
+
+
+def edit_distance(a: str, b: str, limit: int) -> int:
+    """Optimal-string-alignment distance (a swap of neighbours counts once), capped at limit+1."""
+    previous2: list[int] = []
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        current = [i] + [0] * len(b)
+        for j, cb in enumerate(b, 1):
+            cost = 0 if ca == cb else 1
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
+            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                current[j] = min(current[j], previous2[j - 2] + 1)
+        if min(current) > limit:
+            return limit + 1
+        previous2, previous = previous, current
+    return min(previous[-1], limit + 1)
 
 
 def _position(problem: Problem) -> tuple[int, int]:
@@ -154,11 +202,16 @@ def _literal_choices(expected: str) -> list[str]:
 
 class _Describer:
     def __init__(
-        self, root: type[BaseModel], special_key: KeyHook | None, type_pointers: Mapping[str, str]
+        self,
+        root: type[BaseModel],
+        special_key: KeyHook | None,
+        type_pointers: Mapping[str, str],
+        top_level_names: frozenset[str],
     ) -> None:
         self.root = root
         self.special_key = special_key
         self.type_pointers = type_pointers
+        self.top_level_names = top_level_names
 
     def describe(self, error: ErrorDetails) -> tuple[str, str | None]:
         kind = error["type"]
@@ -206,6 +259,8 @@ class _Describer:
             return special
         model, siblings = self._model_at(parent_loc)
         fields = sorted(model.model_fields) if model is not None else []
+        if not parent_loc:
+            fields = sorted({*fields, *self.top_level_names})
         hint = did_you_mean(key, fields)
         if hint is None:
             owners = sorted(_type_tag(m) for m in siblings if key in m.model_fields)

@@ -20,6 +20,7 @@ from ftctl.recipe.keys import (
     KNOWN_PLUGINS,
     MAPPED_KEYS,
     NON_SEMANTIC_KEYS,
+    OFFLOADED_CHECKPOINTING,
     PLUGIN_OF_KEY,
     axolotl_default,
     inactive,
@@ -64,6 +65,10 @@ def prepare(document: Document, fields: frozenset[str]) -> tuple[Document, list[
         return document, []
     run = _Pass(document)
     data = _top_level(run, document.data, fields)
+    _revision_of_model(run, document.data, data)
+    checkpointing = data.get("gradient_checkpointing")
+    if isinstance(checkpointing, str) and checkpointing in OFFLOADED_CHECKPOINTING:
+        data["gradient_checkpointing"] = True  # the offload is memory only (a warning says)
     for list_key in ("datasets", "test_datasets"):
         entries = data.get(list_key)
         if isinstance(entries, list):
@@ -221,19 +226,42 @@ def _fsdp_version(run: _Pass, data: dict[str, Any], out: dict[str, Any], value: 
     run.move(("fsdp_version",), ("fsdp_config", "fsdp_version"))
 
 
-def _model_revision(run: _Pass, data: dict[str, Any], out: dict[str, Any], value: Any) -> None:
-    run.refuse(
-        ("model_revision",),
-        "ftctl does not take this key",
-        RENAMED_KEYS["revision_of_model"],
-    )
+def _revision_later(run: _Pass, data: dict[str, Any], out: dict[str, Any], value: Any) -> None:
+    """Read by :func:`_revision_of_model` once base_model is known."""
+
+
+def _revision_of_model(run: _Pass, data: dict[str, Any], out: dict[str, Any]) -> None:
+    """``revision_of_model`` (alias ``model_revision``) is the ``@revision`` of base_model."""
+    given = [k for k in REVISION_KEYS if data.get(k) is not None]
+    if not given:
+        return
+    key = given[0]
+    revision, base = data[key], out.get("base_model")
+    if len(given) > 1 and data[given[1]] != revision:
+        run.refuse((given[1],), f"conflicts with {key}", "keep one")
+        return
+    if not isinstance(revision, str) or not revision:
+        run.refuse((key,), "must be a branch, tag or commit (a string)", "quote it")
+        return
+    if not isinstance(base, str):
+        return  # base_model missing or not a string: the model reports it
+    if base.startswith(("recipe:", "./", "../", "/", "~")):
+        run.refuse((key,), "base_model is not a Hub model, so it has no revision", "remove it")
+        return
+    name, at, written = base.partition("@")
+    if at and written != revision:
+        run.refuse((key,), f"conflicts with base_model's @{written}", "keep one")
+        return
+    out["base_model"] = f"{name}@{revision}"
 
 
 _SPECIAL = {
     "hub_model_id": _hub_model_id,
     "fsdp_version": _fsdp_version,
-    "model_revision": _model_revision,
+    "model_revision": _revision_later,
+    "revision_of_model": _revision_later,
 }
+REVISION_KEYS = ("revision_of_model", "model_revision")
 
 
 def _fsdp_config(run: _Pass, config: dict[str, Any]) -> dict[str, Any]:
@@ -276,7 +304,7 @@ def _dataset(run: _Pass, where: KeyPath, entry: dict[str, Any]) -> dict[str, Any
         name: out.pop(f"message_field_{name}") for name in ("role", "content")
         if f"message_field_{name}" in out
     }  # fmt: skip
-    if mappings and out.get("type") == "chat_template":
+    if mappings and out.get("type") in ("chat_template", "chat_template.default"):
         given = out.get("message_property_mappings")
         base = dict(given) if isinstance(given, dict) else {}
         out["message_property_mappings"] = {**mappings, **base}

@@ -84,8 +84,7 @@ _MORE: dict[str, Unsupported] = {
     ),
     **_same(
         "attention patches",
-        "flash_attn_cross_entropy flash_attn_d512 flash_attn_fuse_mlp flash_attn_rms_norm "
-        "flash_optimum large_head_attention sdpa_varlen sage_attention fused_attn_kernel "
+        "flash_attn_d512 large_head_attention sdpa_varlen sage_attention "
         "gemma4_hybrid_attn_impl scaling_softmax scaling_softmax_bias scaling_softmax_factor",
     ),
     **_same("fp8 training", "fp8_config"),
@@ -169,7 +168,6 @@ UNSUPPORTED_KEYS: dict[str, Unsupported] = {
 
 # Keys ftctl spells differently or handles itself: the hint says how.
 RENAMED_KEYS: dict[str, str] = {
-    "revision_of_model": "write the revision into base_model as 'org/name@<revision>'",
     "hub_model_id": "set ftctl.publish: hf://ORG/REPO, the adapter's publish target",
     "hub_strategy": "remove it; ftctl publishes once per run, see ftctl.publish",
     "push_dataset_to_hub": "remove it; ftctl does not upload datasets",

@@ -50,7 +50,9 @@ def preprocess(recipe_path: Path, root: Path, rows: int = 3) -> list[str]:
     )
     lines: list[str] = []
     if recipe.rl:
-        for index, row in enumerate(build_preference_dataset(recipe, root)[:rows]):
+        for index, row in enumerate(
+            build_preference_dataset(recipe, root, tokenizer=tokenizer)[:rows]
+        ):
             lines.append(f"--- row {index} ({recipe.rl}: tokenized by trl at train time)")
             lines.extend(f"{key}: {value!r}" for key, value in row.items())
         return lines

@@ -197,7 +197,7 @@ def test_init_scaffolds_a_valid_workspace(tmp_path: Path, run_cli: RunCLI) -> No
         assert (root / relative).is_file(), relative
     assert ".ftftl/" not in (root / ".gitignore").read_text()
     assert ".ftctl/" in (root / ".gitignore").read_text()
-    (root / ".git").mkdir()
+    assert (root / ".git").is_dir()  # init made the repository
     assert run_cli("validate", cwd=root).out.strip() == "1 recipe valid"
 
 
@@ -217,7 +217,9 @@ def test_schema_for_editors(run_cli: RunCLI) -> None:
     assert "base_model" in schema["required"] and "learning_rate" in schema["required"]
     assert schema["properties"]["lora_r"]["default"] == 8
     workspace = json.loads(run_cli("schema", "workspace").out)
-    assert set(workspace["properties"]) == {"recipes", "registry", "pins", "trust", "executors"}
+    assert set(workspace["properties"]) == {
+        *("recipes", "registry", "pins", "trust", "executors", "allow_paths"),
+    }
 
 
 def test_schema_agrees_with_the_validator() -> None:

@@ -175,6 +175,16 @@ def test_old_message_field_keys_map_onto_mappings() -> None:
     assert entry.message_property_mappings.content == "value"
 
 
+@pytest.mark.parametrize("key", ["revision_of_model", "model_revision"])
+def test_revision_of_model_is_the_base_models_revision(key: str) -> None:
+    recipe, problems = check(HEAD + f"{key}: v1.0\n")
+    assert problems == [] and recipe is not None and recipe.base_model == "org/model@v1.0"
+    same, problems = check(HEAD.replace("org/model", "org/model@v1.0") + f"{key}: v1.0\n")
+    assert problems == [] and same is not None and same.base_model == "org/model@v1.0"
+    _, problems = check(HEAD.replace("org/model", "org/model@main") + f"{key}: v1.0\n")
+    assert problems == [f"r.yaml:9:1: {key}: conflicts with base_model's @main; keep one"]
+
+
 @pytest.mark.parametrize(
     ("line", "message"),
     [
@@ -182,7 +192,10 @@ def test_old_message_field_keys_map_onto_mappings() -> None:
         ("attn_implementation: org/kernel", "not supported by ftctl (Axolotl's attention kernels"),
         ("optimizer: muon", "muon: not supported by ftctl (Axolotl's own optimizers)"),
         ("noisy_embedding_alpha: 5\nneftune_noise_alpha: 4", "means neftune_noise_alpha"),
-        ("model_revision: main", "model_revision: ftctl does not take this key"),
+        (
+            "model_revision: main\nrevision_of_model: v2",
+            "model_revision: conflicts with revision_of_model",
+        ),
         ("fsdp_version: 2\nfsdp_config: {version: 1}", "conflicts with fsdp_config version 1"),
         ("lora_target_modules: '(q'", "is not a valid regular expression"),
     ],

@@ -133,9 +133,11 @@ DATASETS = {
     "input_output": "{path: d.jsonl, type: input_output}",
     "dpo": "{path: org/pairs@v2, type: dpo, field_prompt: question}",
     "chatml.intel": "{path: Intel/orca_dpo_pairs, type: chatml.intel}",
+    "chat_template.default": "{path: org/chat-pairs, type: chat_template.default, "
+    "field_messages: conversation, roles: {user: [human], assistant: [gpt]}}",
     "kto": "{path: d.parquet, type: kto, field_label: good, ds_type: parquet}",
 }
-RL_FOR = {"dpo": "dpo", "chatml.intel": "orpo", "kto": "kto"}
+RL_FOR = {"dpo": "dpo", "chatml.intel": "orpo", "chat_template.default": "dpo", "kto": "kto"}
 
 
 def test_every_dataset_type_has_a_case() -> None:

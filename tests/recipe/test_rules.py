@@ -366,6 +366,12 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
         "8-bit state that FSDP cannot shard",
     ),
     (
+        "fsdp_settings_transformers_reads",
+        {"fsdp_config": {"fsdp_version": 2, "fsdp_limit_all_gathers": True}},
+        "fsdp_config.fsdp_limit_all_gathers",
+        "FSDP1 only, and fsdp_version is 2",
+    ),
+    (
         "save_steps_need_step_strategy",
         {"save_steps": 100, "save_strategy": "epoch"},
         "save_strategy",

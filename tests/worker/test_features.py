@@ -95,26 +95,56 @@ def test_what_no_machine_trains_is_a_validate_error(
     assert info.value.problems[0].location is not None
 
 
-@pytest.mark.parametrize(
-    ("extra", "message"),
-    [
-        (
-            "fsdp_config: {fsdp_version: 2, fsdp_use_orig_params: true}\n",
-            "fsdp_use_orig_params: FSDP1 only",
-        ),
-        (
-            "fsdp_config: {fsdp_version: 2, fsdp_sharding_strategy: HYBRID_SHARD}\n",
-            "HYBRID_SHARD is FSDP1 only",
-        ),
-        ("fsdp_config: {fsdp_reshard_after_forward: true}\n", "FSDP2 only"),
-        ("fsdp_config: {fsdp_cpu_offload_pin_memory: true}\n", "have no such setting"),
-    ],
-)
-def test_refused_on_every_machine(tmp_path: Path, extra: str, message: str) -> None:
-    recipe = recipe_with(extra, tmp_path)
-    for cuda in (False, True):
-        with pytest.raises(FtctlError, match=message):
-            check_hardware(recipe, cuda=cuda)
+FSDP_REFUSED = [
+    (
+        "fsdp_config: {fsdp_version: 2, fsdp_use_orig_params: true}\n",
+        "fsdp_use_orig_params: FSDP1 only",
+    ),
+    (
+        "fsdp_config: {fsdp_version: 2, fsdp_sharding_strategy: HYBRID_SHARD}\n",
+        "HYBRID_SHARD is FSDP1 only",
+    ),
+    ("fsdp_config: {fsdp_reshard_after_forward: true}\n", "FSDP2 only"),
+    ("fsdp_config: {fsdp_cpu_offload_pin_memory: true}\n", "have no such setting"),
+    ("fsdp_config: {fsdp_final_state_dict_type: SHARDED_STATE_DICT}\n", "writes the final"),
+    (
+        "fsdp_config: {version: 2, sharding_strategy: FULL_SHARD, reshard_after_forward: false}\n",
+        "false contradicts fsdp_sharding_strategy FULL_SHARD",
+    ),
+]
+
+
+@pytest.mark.parametrize(("extra", "message"), FSDP_REFUSED)
+def test_fsdp_the_worker_refuses_is_a_validate_error(
+    tmp_path: Path, extra: str, message: str
+) -> None:
+    with pytest.raises(FtctlError, match=message) as info:
+        recipe_with(extra, tmp_path)
+    problem = info.value.problems[0]
+    assert problem.location is not None and problem.location.line is not None
+    assert problem.key_path[0] == "fsdp_config"
+
+
+@pytest.mark.parametrize(("extra", "message"), FSDP_REFUSED)
+def test_the_worker_still_refuses_fsdp_it_cannot_pass(extra: str, message: str) -> None:
+    # A recipe built without validate's rules (the model alone): the worker's own check.
+    from ftctl.recipe.prepare import prepare
+    from ftctl.worker.distributed import fsdp_arguments
+    from ftctl.yamlio import parse_yaml
+
+    document, _ = prepare(parse_yaml(extra, "r.yaml"), frozenset(Recipe.model_fields))
+    recipe = Recipe.model_validate({**document.data, "base_model": "./m", "learning_rate": 1e-3})
+    with pytest.raises(FtctlError, match=message):
+        fsdp_arguments(recipe)
+
+
+def test_agreeing_fsdp2_sharding_spellings_are_accepted(tmp_path: Path) -> None:
+    # FULL_SHARD means reshard after forward: writing both, as FSDP2 configs do, is one setting.
+    both = "fsdp_config: {version: 2, sharding_strategy: FULL_SHARD, reshard_after_forward: true}\n"
+    assert arguments(recipe_with(both, tmp_path))["fsdp_config"] == {
+        "version": 2,
+        "reshard_after_forward": True,
+    }
 
 
 def test_attention_mapping(tmp_path: Path) -> None:
@@ -249,10 +279,10 @@ def test_fsdp_keys_are_what_transformers_reads() -> None:
     """Every key ftctl hands over is one transformers 5's _process_fsdp_args reads."""
     from transformers import TrainingArguments
 
-    from ftctl.worker.distributed import _FSDP1_ONLY, _SHARED
+    from ftctl.recipe.fsdp import FSDP1_ONLY, SHARED
 
     source = inspect.getsource(TrainingArguments._process_fsdp_args)
-    for key in [*_SHARED.values(), *_FSDP1_ONLY.values(), "reshard_after_forward", "version"]:
+    for key in [*SHARED.values(), *FSDP1_ONLY.values(), "reshard_after_forward", "version"]:
         assert f'"{key}"' in source, key
 
 

@@ -6,7 +6,7 @@ instead. Every violation points at the key the user should edit. Rules are
 registered in the order of the modules below; docs/recipes.md lists them all.
 """
 
-from ftctl.recipe.rules import adapters, data, training
+from ftctl.recipe.rules import adapters, data, distributed, training
 from ftctl.recipe.rules.engine import RULES, Violation, check_rules
 
-__all__ = ["RULES", "Violation", "adapters", "check_rules", "data", "training"]
+__all__ = ["RULES", "Violation", "adapters", "check_rules", "data", "distributed", "training"]
