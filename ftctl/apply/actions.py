@@ -54,7 +54,7 @@ class Context:
     workspace: Workspace
     key: Ed25519PrivateKey
     trusted: dict[str, Ed25519PublicKey]
-    executor: Executor
+    executor: Callable[[str], Executor]  # by the recipe's ftctl.executor name
     warn: Callable[[str], None]
 
 
@@ -100,7 +100,8 @@ def train(ctx: Context, target: Target, on_event: Callable[[Event], None]) -> Do
             save_every=SAVE_EVERY,
             progress=str((directory / PROGRESS).resolve()),
         )
-        code = ctx.executor.run(spec, directory, on_event)
+        executor = ctx.executor(target.loaded.recipe.ftctl.executor)
+        code = executor.run(spec, directory, on_event)
         if code == INTERRUPTED:
             raise KeyboardInterrupt
         if code != 0 or not rundirs.finished(directory):
@@ -159,7 +160,7 @@ def _prepublication(ctx: Context, target: Target, directory: Path) -> bytes:
         lock_rel,
         lock_bytes,
         run,
-        executor=ctx.executor.name,
+        executor=ctx.executor(target.loaded.recipe.ftctl.executor).name,
     )
     data = sign_statement(statement, ctx.key)
     write_atomic(kept, data + b"\n")

@@ -69,7 +69,7 @@ def apply(
         from ftctl.apply.actions import Context
         from ftctl.apply.controller import apply_steps
         from ftctl.apply.statelock import parse_duration, state_lock
-        from ftctl.executors.local import LocalExecutor
+        from ftctl.executors.select import executor_for
         from ftctl.launch import gpu_count, worker_env
         from ftctl.provenance.keys import keyid, signing_key_from_env
         from ftctl.provenance.trust import trust_of
@@ -103,7 +103,7 @@ def apply(
             steps = _fresh_steps(workspace, trust, targets, replace, auto_approve)
         if not steps:
             return
-        ctx = Context(workspace, key, trusted, LocalExecutor(), warn)
+        ctx = Context(workspace, key, trusted, lambda name: executor_for(workspace, name), warn)
         summary = apply_steps(
             ctx, steps, Progress(), keep_going=keep_going, gpus=gpu_count(worker_env())
         )
