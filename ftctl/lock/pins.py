@@ -10,6 +10,7 @@ what gets installed does.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -33,6 +34,7 @@ _SOURCE_OPTIONS = (
     "--prefer-binary",
     "--pre",
 )
+_HASH_RE = re.compile(r"^[a-z0-9]+:[0-9a-fA-F]+$")  # pip's --hash=ALGORITHM:HEXDIGEST
 MAX_PINS_BYTES = 4 * 1024 * 1024  # a pip-compile output with hashes for hundreds of packages
 # Training packages whose installed versions `lock --pins-from-env` records.
 TRAINING_PACKAGES = (
@@ -91,6 +93,12 @@ def parse_pins(text: str, shown: str) -> Pins:
         if not content or content.startswith(_SOURCE_OPTIONS):
             continue
         where = Location(shown, lineno)
+        if not content.replace("\t", " ").isprintable():  # an escape sequence is no requirement
+            raise ConfigError(
+                f"{excerpt(content)} holds a control character",
+                location=where,
+                hint="write one requirement per line, e.g. torch==2.13.0",
+            )
         if content.startswith("-"):
             raise ConfigError(
                 f"{excerpt(content.split()[0])} is not supported in pins",
@@ -99,6 +107,13 @@ def parse_pins(text: str, shown: str) -> Pins:
             )
         spec, *hash_parts = content.split("--hash")
         hashes = sorted(h.strip(" =") for h in hash_parts)
+        for value in hashes:
+            if not _HASH_RE.match(value):
+                raise ConfigError(
+                    f"not a hash: {excerpt(value)}",
+                    location=where,
+                    hint="write --hash=sha256:<hex digest>, as pip-compile does",
+                )
         try:
             requirement = Requirement(spec.strip())
         except InvalidRequirement:

@@ -9,6 +9,7 @@ different destination, and needs no network.
 
 from __future__ import annotations
 
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,7 @@ from ftctl.cache.parse import ParseCache
 from ftctl.cache.stat import StatCache
 from ftctl.canonical import sha256_of
 from ftctl.errors import ConfigError, FtctlError, Location, ValidationFailed, excerpt
-from ftctl.files import confined, write_atomic
+from ftctl.files import confined, file_kind, write_atomic
 from ftctl.hashing import TreeDigest, tree_digest
 from ftctl.lock.fingerprint import fingerprint, training_config
 from ftctl.lock.lockfile import (
@@ -40,10 +41,8 @@ from ftctl.recipe.check import check_paths
 from ftctl.recipe.dag import find_cycle, topological_order
 from ftctl.recipe.load import LoadedRecipe
 from ftctl.recipe.refs import COMMIT_RE, check_hf_id, parse_model_ref, split_revision, upstream_of
-from ftctl.workspace import Workspace, resolve_path
+from ftctl.workspace import DATA_LISTS, Workspace, resolve_path
 from ftctl.yamlio import display_path, read_bytes
-
-DATA_LISTS = ("datasets", "test_datasets", "pretraining_dataset")
 
 
 class NeedsNetwork(FtctlError):
@@ -160,10 +159,21 @@ def write_locks(report: LockReport) -> tuple[list[LockOutcome], list[Path]]:
     for outcome in report.changed:
         if outcome.text is None:
             raise FtctlError(f"{outcome.name}: {outcome.stale_reason}")
-        write_atomic(outcome.path, outcome.text)
+        try:
+            write_atomic(outcome.path, outcome.text)
+        except OSError as exc:  # lockfiles/ is a file, read-only, full
+            raise FtctlError(
+                f"{outcome.shown}: cannot write the lock ({exc.strerror})",
+                hint="lockfiles/ must be a directory ftctl can write to",
+            ) from None
         written.append(outcome)
     for orphan in report.orphans:
-        orphan.unlink()
+        try:
+            orphan.unlink()
+        except OSError as exc:
+            raise FtctlError(
+                f"{display_path(orphan)}: cannot remove the lock of a deleted recipe ({exc.strerror})"
+            ) from None
     return written, report.orphans
 
 
@@ -228,6 +238,8 @@ class _Resolver:
     def _read_old(self, path: Path, shown: str) -> tuple[Lockfile | None, str | None, str | None]:
         if not path.exists() and not path.is_symlink():
             return None, None, None
+        if path.is_symlink() and not confined(path, self.root):
+            return None, "", "is a symlink leaving the workspace"
         try:
             text = read_bytes(path, shown).decode("utf-8")
         except (ConfigError, UnicodeDecodeError) as exc:
@@ -248,6 +260,10 @@ class _Resolver:
         """The recipe's lock and the training config its ``recipe.digest`` is of."""
         recipe = item.recipe
         where = f"recipe {item.name}"
+        # Before anything is read: no path of a recipe leads outside the allowed roots.
+        problems = self.workspace.path_problems(item)
+        if problems:
+            raise ValidationFailed(problems)
         base = self._base_model(recipe.base_model, keep, computed, where, reads)
         adapter = None
         if recipe.lora_model_dir is not None:
@@ -340,6 +356,12 @@ class _Resolver:
 
     def _tree(self, target: Path, display: str) -> TreeDigest:
         if target not in self._trees:
+            mode = target.stat().st_mode
+            if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):  # a FIFO would hash as an empty tree
+                raise FtctlError(
+                    f"{display} is {file_kind(mode)}, not a file or directory",
+                    hint="models and datasets are regular files and directories",
+                )
             self._trees[target] = tree_digest(target, display, self.cache)
         return self._trees[target]
 
@@ -371,8 +393,16 @@ class _Resolver:
     def _resolve_dataset(
         self, text: str, keep: Lockfile | None, where: str, reads: _Reads
     ) -> HfPin | LocalPin | DvcPin:
-        target = resolve_path(self.root, text).resolve()
+        written = resolve_path(self.root, text)
+        try:
+            target = written.resolve()
+        except (OSError, RuntimeError):
+            raise FtctlError(
+                f"{where}: {text} is a symlink loop", hint="point the link at the dataset"
+            ) from None
         reads.paths.append(target)
+        if written != target:  # a symlink on the way: moving it changes what is read
+            reads.paths.append(written)
         if (
             self.dvc_index is not None
             and self.dvc_repo is not None

@@ -1,4 +1,10 @@
-"""How lock results read on a terminal: what was written, and why a lock is stale."""
+"""How lock results read on a terminal: what was written, and why a lock is stale.
+
+Every line is passed through ``one_line``: recipe paths, package names, hashes, markers and
+Hub replies come from files and servers, so a control character or an escape sequence in
+one is shown escaped and cannot start a line of its own or recolour the terminal. The
+lines are printed as plain text, never as rich markup, so ``[red]`` in a name stays text.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ftctl.canonical import flatten
+from ftctl.errors import one_line
 from ftctl.lock.lockfile import Lockfile
 from ftctl.lock.resolve import LockOutcome, LockReport
 from ftctl.yamlio import display_path
@@ -21,7 +28,7 @@ def render_written(
         state = "locked  " if outcome in written else "unchanged"
         lines.append(f"{state} {outcome.name} ({fp})")
     lines.extend(f"removed  {display_path(path)} (its recipe was deleted)" for path in removed)
-    return lines
+    return [one_line(line) for line in lines]
 
 
 def render_check(report: LockReport) -> tuple[list[str], bool]:
@@ -47,7 +54,7 @@ def render_check(report: LockReport) -> tuple[list[str], bool]:
         lines.append(
             f"{len(report.outcomes)} lock{'s' if len(report.outcomes) != 1 else ''} up to date"
         )
-    return lines, stale
+    return [one_line(line) for line in lines], stale
 
 
 def diff_lines(old: Lockfile | None, new: Lockfile) -> list[str]:
@@ -64,7 +71,7 @@ def diff_lines(old: Lockfile | None, new: Lockfile) -> list[str]:
             lines.append(f"  + {key}: {after[key]}")
     if not lines:
         lines.append("  (same content, different formatting)")
-    return lines
+    return [one_line(line) for line in lines]
 
 
 def _order(*tables: dict[str, Any]) -> Any:

@@ -38,7 +38,7 @@ def build(recipe: Recipe, tokenizer: Any, root: Path, lock: Lockfile | None) -> 
 
     def rows_of(list_name: str) -> list[dict[str, Any]]:
         if recipe.rl:
-            return build_preference_dataset(recipe, root, list_name, lock)
+            return build_preference_dataset(recipe, root, list_name, lock, tokenizer)
         return build_dataset(recipe, tokenizer, root, list_name, lock)
 
     rows = rows_of("datasets")
@@ -79,11 +79,17 @@ def _rows(
     from datasets import load_dataset
 
     from ftctl.recipe.refs import check_hf_id, split_revision
-    from ftctl.worker.inputs import fetch_if_tracked, hub_dataset, locked_revision, resolve_path
+    from ftctl.worker.inputs import (
+        data_file,
+        fetch_if_tracked,
+        hub_dataset,
+        locked_revision,
+        resolve_path,
+    )
 
     for index, entry in enumerate(getattr(recipe, list_name) or []):
         where = f"{list_name}[{index}] ({entry.path})"
-        source = resolve_path(root, entry.path)
+        source = resolve_path(root, entry.path, f"{list_name}[{index}].path")
         if not source.exists() and not fetch_if_tracked(root, source, where):
             repo_id, revision = split_revision(entry.path)
             if check_hf_id(repo_id) is not None:
@@ -94,7 +100,9 @@ def _rows(
             source = hub_dataset(
                 repo_id, locked_revision(lock, entry.path, "dataset") or revision, where
             )
-            files: Any = [str(source / f) for f in entry.data_files] if entry.data_files else None
+            files: Any = None
+            if entry.data_files:
+                files = [data_file(root, entry.path, f, where, source) for f in entry.data_files]
             for row in load_dataset(
                 str(source), name=entry.name, data_files=files, split=entry.split
             ):
@@ -103,20 +111,47 @@ def _rows(
         kind = entry.ds_type or (
             "json" if source.suffix in (".jsonl", ".json") else source.suffix.lstrip(".")
         )
-        files = [str(source / f) for f in entry.data_files] if entry.data_files else str(source)
+        files = str(source)
+        if entry.data_files:
+            files = [data_file(root, entry.path, f, where) for f in entry.data_files]
         for row in load_dataset(kind, data_files=files, split=entry.split):
             yield entry, where, row
 
 
 def build_preference_dataset(
-    recipe: Recipe, root: Path, list_name: str = "datasets", lock: Lockfile | None = None
+    recipe: Recipe,
+    root: Path,
+    list_name: str = "datasets",
+    lock: Lockfile | None = None,
+    tokenizer: Any = None,
 ) -> list[dict[str, Any]]:
     from ftctl.worker.preference import preference_row
 
     return [
-        preference_row(entry, row, where)
+        preference_row(entry, row, where, _renderer(recipe, tokenizer, entry))
         for entry, where, row in _rows(recipe, root, list_name, lock)
     ]
+
+
+def _renderer(recipe: Recipe, tokenizer: Any, entry: Any) -> Any:
+    """How a chat_template.default entry renders messages (None for string preference rows)."""
+    if entry.type != "chat_template.default" or tokenizer is None:
+        return None
+    template = formats.chat_template_for(
+        entry.chat_template or recipe.chat_template,
+        recipe.chat_template_jinja,
+        tokenizer,
+        recipe.base_model,
+    )
+    extra = {"chat_template": template} if template else {}
+
+    def render(messages: list[dict[str, str]], prompt: bool) -> str:
+        text = tokenizer.apply_chat_template(
+            messages, add_generation_prompt=prompt, tokenize=False, **extra
+        )
+        return str(text)
+
+    return render
 
 
 def _chat_row(

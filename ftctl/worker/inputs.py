@@ -12,8 +12,10 @@ refused in seconds, in one line.
 
 from __future__ import annotations
 
+import os
+from functools import lru_cache
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from ftctl._dvc import DvcRecord
 from ftctl.cache.stat import StatCache
@@ -23,6 +25,9 @@ from ftctl.recipe.model import Recipe
 from ftctl.recipe.refs import COMMIT_RE
 from ftctl.render.terminal import info, warn
 from ftctl.runspec import TrainedRecord
+
+if TYPE_CHECKING:
+    from ftctl.workspace import Confinement
 
 
 def verified_lock(lock_path: str | None, root: Path, recipe: Recipe) -> Lockfile | None:
@@ -106,7 +111,7 @@ def verify_inputs(lock: Lockfile, root: Path, lock_shown: str) -> None:
     pins += [(f"datasets[{i}]", pin) for i, pin in enumerate(lock.datasets)]
     for name, pin in pins:
         if isinstance(pin, LocalPin):
-            target = resolve_path(root, pin.ref)
+            target = resolve_path(root, pin.ref, name)
             if not target.exists():
                 raise FtctlError(
                     f"{name}: {pin.ref} is missing", hint=f"it is pinned by {lock_shown}"
@@ -114,7 +119,7 @@ def verify_inputs(lock: Lockfile, root: Path, lock_shown: str) -> None:
             found = tree_digest(target, pin.ref, cache).digest
             expected = pin.digest
         elif isinstance(pin, DvcPin):
-            target = resolve_path(root, pin.ref)
+            target = resolve_path(root, pin.ref, name)
             if not target.exists() and not fetch_if_tracked(root, target, name):
                 raise FtctlError(
                     f"{name}: {pin.ref} is missing and DVC cannot fetch it", hint="run `dvc pull`"
@@ -139,10 +144,41 @@ def _dvc_record(root: Path, target: Path) -> DvcRecord | None:
     return find_record(repo, target) if repo is not None else None
 
 
-def resolve_path(root: Path, text: str) -> Path:
-    """A path from a recipe: absolute, or relative to the workspace root."""
-    path = Path(text).expanduser()
-    return path if path.is_absolute() else root / path
+def resolve_path(root: Path, text: str, where: str | None = None) -> Path:
+    """A path from a recipe or its lock: absolute, or relative to the workspace root.
+
+    Confined as lock confines it (the workspace and ftctl.yaml's ``allow_paths``): whoever
+    started this worker, nothing outside those roots is read or trained on.
+    """
+    from ftctl.workspace import resolve_path as resolved
+
+    refused = _confinement(root).refusal(text)
+    if refused is not None:
+        message, hint = refused
+        raise FtctlError(f"{where}: {message}" if where else message, hint=hint)
+    return resolved(root, text)
+
+
+def data_file(root: Path, path: str, name: str, where: str, snapshot: Path | None = None) -> str:
+    """One of the ``data_files`` of the dataset ``path``: a file inside it (or inside its Hub ``snapshot``)."""
+    from ftctl.workspace import data_file_refusal
+
+    refused = data_file_refusal(name)
+    if refused is not None:
+        raise FtctlError(f"{where}: data_files: {refused[0]}", hint=refused[1])
+    if snapshot is not None:  # the Hugging Face cache: its files are links into the cache's blobs
+        return str(snapshot / name)
+    return str(resolve_path(root, os.path.join(path, name), where))
+
+
+@lru_cache(maxsize=4)
+def _confinement(root: Path) -> Confinement:
+    """The allowed roots, read from the workspace's own ftctl.yaml (the run spec carries the root)."""
+    from ftctl.workspace import CONFIG_NAME, Confinement, load_config
+
+    config = root / CONFIG_NAME
+    allowed = load_config(config).allow_paths if config.exists() or config.is_symlink() else []
+    return Confinement(root, tuple(allowed))
 
 
 class BaseSource(NamedTuple):
@@ -201,7 +237,7 @@ def load_base(
         upstream = load_base(upstream_base, None, root, None)
         return upstream._replace(merge=base_dir)
     if ref.kind == "local":
-        return BaseSource(str(resolve_path(root, ref.value)), None, None, hub=False)
+        return BaseSource(str(resolve_path(root, ref.value, "base_model")), None, None, hub=False)
     revision = locked_revision(lock, base_model, "model") or ref.revision
     return BaseSource(ref.value, revision, None, hub=True)
 

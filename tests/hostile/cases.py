@@ -159,7 +159,7 @@ CASES: tuple[Case, ...] = (
         "dataset-outside",
         "secret",
         (replace(RECIPE, "data/train.jsonl", "/proc/self/environ"),),
-        runs("error", "system directory", "lock"),
+        runs("error", "outside the workspace", "lock", "lock --check", "plan", "train alpha"),
     ),
     # --- crashes in C: nesting libyaml / the JSON decoder cannot take ----------------------
     Case(
@@ -299,13 +299,19 @@ CASES: tuple[Case, ...] = (
         "nul-in-dataset-path",
         "traceback",
         (replace(RECIPE, "data/train.jsonl", '"data/train\\0.jsonl"'),),
-        runs("error", "NUL", "lock"),
+        (
+            Run(("validate",), "problems", "datasets[0].path: 'data/train\\x00.jsonl' holds a NUL"),
+            *runs("error", "holds a NUL byte", "lock --check", "lock", "plan", "train alpha"),
+        ),
     ),
     Case(
         "nul-in-base-model",
         "traceback",
         (replace(RECIPE, "./models/tiny", '"./models/t\\0iny"'),),
-        runs("error", "NUL", "lock"),
+        (
+            Run(("validate",), "problems", "base_model: './models/t\\x00iny' holds a NUL"),
+            *runs("error", "holds a NUL byte", "lock --check", "lock", "plan", "train alpha"),
+        ),
     ),
     Case(
         "manifest-payload-5",
@@ -422,7 +428,7 @@ CASES: tuple[Case, ...] = (
         "base-model-proc",
         "hang",
         (replace(RECIPE, "./models/tiny", "/proc"),),
-        runs("error", "system directory", "lock"),
+        runs("error", "outside the workspace", "lock"),
     ),
     Case(
         "pins-dev-zero",
@@ -473,7 +479,10 @@ CASES: tuple[Case, ...] = (
         "lock-dev-zero",
         "hang",
         (symlink(LOCK, "/dev/zero"),),
-        (Run(("lock", "--check"), "report", "device"), Run(("plan",), "error", "alpha.lock")),
+        (
+            Run(("lock", "--check"), "report", "symlink leaving the workspace"),
+            Run(("plan",), "error", "alpha.lock"),
+        ),
     ),
     Case(
         "lock-fifo",
@@ -498,7 +507,7 @@ CASES: tuple[Case, ...] = (
         "model-dir-is-proc",
         "hang",
         (symlink("models/proc", "/proc"), replace(RECIPE, "./models/tiny", "./models/proc")),
-        runs("error", "system directory", "lock"),
+        runs("error", "outside the workspace", "lock"),
     ),
     Case(
         "run-dir-fifo",

@@ -17,14 +17,18 @@ import shutil
 import stat
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import PLAN_RECIPE, REPO, git
-from tests.hostile.cases import CASES, MD_RECIPE, Case, Plant, Run
+from tests.hostile.cases import CASES as FIRST_CASES
+from tests.hostile.cases import MD_RECIPE, Case, Plant, Run
 from tests.hostile.hub import hostile_hub
+from tests.hostile.more_cases import MORE_CASES
+
+CASES = FIRST_CASES + MORE_CASES
 
 INPUTS = Path(__file__).parent / "inputs"
 SECRETS = ("hf_SECRETMARKER", "PASSMARKER")
@@ -119,7 +123,11 @@ def expand(text: str, ws: Path) -> str:
 def plant(ws: Path, item: Plant, manifest: str) -> None:
     path = ws / item.path.replace("{manifest}", manifest).replace("{run}", ".runs/alpha-1")
     path.parent.mkdir(parents=True, exist_ok=True)
-    if item.kind == "file":
+    if item.kind in _REPLACING:
+        if path.is_symlink() or path.is_file():
+            path.unlink()
+        _REPLACING[item.kind](path, item)
+    elif item.kind == "file":
         path.write_text(item.value, encoding="utf-8")
     elif item.kind == "input":
         shutil.copyfile(INPUTS / item.value, path)
@@ -131,14 +139,8 @@ def plant(ws: Path, item: Plant, manifest: str) -> None:
         text = path.read_text(encoding="utf-8")
         assert item.value in text, (item, text)
         path.write_text(text.replace(item.value, item.extra), encoding="utf-8")
-    elif item.kind == "fifo":
-        if path.exists():
-            path.unlink()
-        os.mkfifo(path)
-    elif item.kind == "symlink":
-        if path.is_symlink() or path.is_file():
-            path.unlink()
-        path.symlink_to(item.value)
+    elif item.kind == "move":
+        shutil.move(path, ws / item.value)
     elif item.kind == "remove":
         shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
     elif item.kind == "age":
@@ -146,6 +148,18 @@ def plant(ws: Path, item: Plant, manifest: str) -> None:
         os.utime(path, (old, old))
     else:
         raise AssertionError(f"unknown plant {item.kind}")
+
+
+def _fifo(path: Path, item: Plant) -> None:
+    os.mkfifo(path)
+
+
+def _symlink(path: Path, item: Plant) -> None:
+    path.symlink_to(item.value)
+
+
+# Plants that take the place of a file already there.
+_REPLACING: dict[str, Callable[[Path, Plant], None]] = {"fifo": _fifo, "symlink": _symlink}
 
 
 def snapshot(top: Path) -> dict[str, tuple[str, bytes]]:

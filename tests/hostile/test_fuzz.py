@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -113,3 +114,49 @@ def test_no_input_crashes_a_parser(
         )
     assert done.returncode == 0, f"rc={done.returncode}: {done.stderr[-2000:]}"
     assert sorted(line.split()[1] for line in done.stdout.splitlines()) == sorted(names)
+
+
+# Pieces of paths a recipe may write: climbing out, absolute roots, home, symlinks planted
+# in the workspace (in, out, looping), and characters no path should hold.
+PATH_PIECES = st.sampled_from(
+    ["..", ".", "/", "~", "~root", "data", "in", "out", "loop", "x.jsonl", "\x00", "\n", "\x1b[2J",
+     "\u202e", " ", "//", "/etc", "/proc/self", "\\", "%s", "$HOME"]
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pieces=st.lists(PATH_PIECES, min_size=1, max_size=12), data_file=st.booleans())
+def test_no_path_leads_outside_unrefused(
+    confined_root: tuple[Path, Path], pieces: list[str], data_file: bool
+) -> None:
+    """Whatever a recipe writes, a path is either refused in one printable line or lies inside."""
+    import os
+
+    from ftctl.workspace import Confinement, data_file_refusal, resolve_path
+
+    root, outside = confined_root
+    text = "".join(pieces)
+    refused = data_file_refusal(text) if data_file else None
+    refused = refused or Confinement(root).refusal(text)
+    if refused is not None:
+        for part in refused:
+            assert part.isprintable() and "hf_" not in part
+        return
+    real = os.path.realpath(resolve_path(root, text))
+    assert real == str(root) or real.startswith(f"{root}/"), (text, real)
+    assert not real.startswith(str(outside))
+
+
+@pytest.fixture(scope="module")
+def confined_root(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A workspace holding symlinks that stay in, lead out and loop; the directory beside it."""
+    top = tmp_path_factory.mktemp("confined").resolve()
+    root, outside = top / "ws", top / "outside"
+    (root / "data").mkdir(parents=True)
+    outside.mkdir()
+    (outside / "x.jsonl").write_text("hf_SECRET\n")
+    (root / "in").symlink_to("data")
+    (root / "out").symlink_to(outside)
+    (root / "data" / "out").symlink_to(outside)
+    (root / "loop").symlink_to("loop")
+    return root, outside
