@@ -426,6 +426,11 @@ class _Resolver:
         if target.exists():
             self._note_unversioned(text, reads.recipe)
             return _local_pin(text, self._tree(target, text))
+        from ftctl.recipe.paths import missing_dataset
+
+        missing = missing_dataset(self.root, text)  # a file path, not a Hub id: say what is near
+        if missing is not None:
+            raise FtctlError(f"{where}: {text}: {missing.message}", hint=missing.hint)
         repo_id, revision = split_revision(text)
         if check_hf_id(repo_id) is not None:
             raise FtctlError(

@@ -397,9 +397,9 @@ def test_missing_dataset(ws: Path, run_cli: RunCLI) -> None:
     )
     result = run_cli("lock", cwd=ws)
     assert result.code == 1
-    assert (
-        "recipe tiny: datasets[0].path: data/nope/train.jsonl is neither a file in the workspace"
-        in result.err
+    assert result.err == (
+        "ftctl: error: recipe tiny: datasets[0].path: data/nope/train.jsonl: file not found "
+        "(and it cannot be a Hub dataset id); did you mean 'data/train.jsonl'?\n"
     )
 
 
