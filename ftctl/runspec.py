@@ -25,6 +25,12 @@ class RunSpec(BaseModel):
     base_model_dir: str | None = (
         None  # for base_model: recipe:<name>, the upstream's adapter or model directory
     )
+    # Set by apply, never by a recipe, so none of them changes what is trained (docs/apply.md):
+    resume_from: str | None = None  # a complete checkpoint of an interrupted run to resume
+    save_every: float | None = (
+        None  # checkpoint cadence (a ratio of the steps) if the recipe has none
+    )
+    progress: str | None = None  # a JSON-lines file to append one event per logged step to
 
 
 class TrainedRecord(BaseModel):

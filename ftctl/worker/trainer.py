@@ -36,8 +36,23 @@ class Trained:
     main_process: bool  # only the main process writes the run directory
 
 
-def build(recipe: Recipe, cuda: bool, out: Path, root: Path, base: Base, data: Data) -> Any:
-    """The trainer for ``recipe`` (derived: pad_to_sequence_len is filled in), ready to train."""
+def build(
+    recipe: Recipe,
+    cuda: bool,
+    out: Path,
+    root: Path,
+    base: Base,
+    data: Data,
+    *,
+    save_every: float | None = None,
+    progress: Path | None = None,
+) -> Any:
+    """The trainer for ``recipe`` (derived: pad_to_sequence_len is filled in), ready to train.
+
+    ``save_every``: apply's checkpoint cadence (a ratio of the steps) for a recipe that saves
+    none, so an interrupted run can resume; checkpoints change nothing that is trained.
+    ``progress``: a JSON-lines file that gets one event per logged step, for apply to show.
+    """
     import os
 
     import torch
@@ -54,6 +69,11 @@ def build(recipe: Recipe, cuda: bool, out: Path, root: Path, base: Base, data: D
         root=root,
         has_tf32=tf32_supported(),
     )
+    if save_every is not None and common.get("save_strategy") == "no":
+        common.update(save_strategy="steps", save_steps=save_every, save_total_limit=2)
+    if progress is not None:
+        common["disable_tqdm"] = True  # apply draws its own bar from the progress events
+        common["include_num_input_tokens_seen"] = "non_padding"  # for tokens/s; only counts
     # With lora_model_dir the model already holds the adapter to train on.
     peft_config = None if recipe.lora_model_dir is not None else lora_config(recipe)
     trainer = trl_trainer(
@@ -70,17 +90,20 @@ def build(recipe: Recipe, cuda: bool, out: Path, root: Path, base: Base, data: D
 
         trainer.remove_callback(PrinterCallback)
         trainer.add_callback(_plain_progress())
+    if progress is not None:
+        trainer.add_callback(_progress_events(progress))
     return trainer
 
 
-def train(trainer: Any, recipe: Recipe, data: Data) -> Trained:
+def train(trainer: Any, recipe: Recipe, data: Data, resume_from: Path | None = None) -> Trained:
     # Tokens of the rows themselves (no padding), the same for packed and unpacked batches.
     epochs = recipe.num_epochs if not recipe.max_steps else None
     trained_tokens = (
         int(sum(map(len, data.train["input_ids"])) * epochs) if epochs and not recipe.rl else None
     )
     clock = time.perf_counter()
-    result = trainer.train()
+    # transformers restores the model, optimizer, scheduler, RNG states and data position.
+    result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     wall = time.perf_counter() - clock
     return Trained(
         model=trainer.model,
@@ -391,3 +414,36 @@ def _plain_progress() -> Any:
                 )
 
     return PlainProgress()
+
+
+def _progress_events(path: Path) -> Any:
+    """Append {step, max_steps, loss, lr, tokens, elapsed_s} per logged step to ``path`` (JSON lines)."""
+    import json
+
+    from transformers import TrainerCallback
+
+    clock = time.perf_counter()
+
+    class ProgressEvents(TrainerCallback):
+        def on_log(
+            self,
+            args: Any,
+            state: Any,
+            control: Any,
+            logs: dict[str, Any] | None = None,
+            **kwargs: Any,
+        ) -> None:
+            if not logs or "loss" not in logs or not state.is_world_process_zero:
+                return
+            event = {
+                "step": state.global_step,
+                "max_steps": state.max_steps,
+                "loss": float(logs["loss"]),
+                "lr": float(logs.get("learning_rate", 0.0)),
+                "tokens": int(state.num_input_tokens_seen or 0),
+                "elapsed_s": round(time.perf_counter() - clock, 3),
+            }
+            with path.open("a", encoding="utf-8") as stream:
+                stream.write(json.dumps(event) + "\n")
+
+    return ProgressEvents()
