@@ -84,6 +84,8 @@ def train(ctx: Context, target: Target, on_event: Callable[[Event], None]) -> Do
     directory = rundirs.run_dir(root, fp)
     resumed: int | None = None
     trained_s = 0.0
+    if rundirs.finished(directory) and _recorded(root, directory):
+        rundirs.clear_attempt(directory, keep_checkpoints=False)  # --replace: train it again
     if not rundirs.finished(directory):
         checkpoint = rundirs.newest_checkpoint(directory)
         rundirs.clear_attempt(directory, keep_checkpoints=checkpoint is not None)
@@ -113,6 +115,18 @@ def train(ctx: Context, target: Target, on_event: Callable[[Event], None]) -> Do
     manifest = record_trained(ctx, target, directory)
     rundirs.remove_checkpoints(directory)
     return Done(manifest, directory / "adapter", trained_s, resumed)
+
+
+def _recorded(root: Path, directory: Path) -> bool:
+    """Whether the finished run here has a manifest already (under any recipe name)."""
+    from ftctl.provenance.attest import run_id
+    from ftctl.provenance.manifest import run_tag
+
+    try:
+        tag = run_tag(run_id(read_run_dir(directory)))
+    except FtctlError:
+        return False  # damaged: recording it reports why
+    return any((root / "manifests").glob(f"*/*-{tag}.intoto.json"))
 
 
 def record_trained(ctx: Context, target: Target, directory: Path) -> Path:

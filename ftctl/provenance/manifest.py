@@ -60,7 +60,11 @@ def manifest_name(statement: Statement) -> str:
 
 
 def _run_tag(statement: Statement) -> str:
-    invocation = statement.predicate.runDetails.metadata.invocationId
+    return run_tag(statement.predicate.runDetails.metadata.invocationId)
+
+
+def run_tag(invocation: str) -> str:
+    """The part of a manifest's file name that names its run."""
     return hashlib.sha256(invocation.encode("utf-8")).hexdigest()[:12]
 
 

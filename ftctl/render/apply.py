@@ -69,20 +69,19 @@ class Progress:
             self._bar = Progress(
                 TextColumn(escape(step.recipe)),
                 BarColumn(),
-                TextColumn("{task.completed}/{task.total}"),
+                TextColumn("{task.description}"),
                 TimeRemainingColumn(),
                 transient=True,
             )
-            self._task = self._bar.add_task("train", total=None)
+            self._task = self._bar.add_task("starting", total=None)
             self._bar.start()
 
     def progress(self, step: Step, event: dict[str, Any]) -> None:
         line = step_line(step, event)
         if self._bar is not None:
+            done, total = _int(event.get("step")), _int(event.get("max_steps"))
             self._bar.update(
-                self._task,
-                completed=_int(event.get("step")),
-                total=_int(event.get("max_steps")) or None,
+                self._task, completed=done, total=total or None, description=f"{done}/{total}"
             )
             self._bar.console.print(escape(line), highlight=False)
         else:

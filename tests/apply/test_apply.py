@@ -297,3 +297,15 @@ def test_a_kill_during_publishing_or_restore_leaves_nothing_half_done(ws: Worksp
         ).code
         == 0
     )
+
+
+def test_replace_trains_again_instead_of_recording_the_old_run_twice(ws: Workspace) -> None:
+    trained(ws, "alpha")
+    assert ws.ftctl("apply", "--auto-approve").code == 0
+    ws.commit()
+    result = ws.ftctl("apply", "--auto-approve", "--replace", "alpha")
+    # The recorded run is not reused: the worker starts (and fails here, as this workspace's
+    # model is a stub), so --replace can never re-record the old run as a new one.
+    assert result.code == 1
+    assert "alpha: failed: training alpha failed" in result.err
+    assert len(manifests(ws, "alpha")) == 1
