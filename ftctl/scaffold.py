@@ -2,6 +2,8 @@
 
 An existing workspace is only completed: files that are there are kept, and the example
 recipe is added only where it cannot clash with the user's recipes (see :func:`_example`).
+``--ci github|gitlab`` adds the CI file that plans pull requests and applies main, pinned to
+this ftctl's version; an existing one is never replaced (it is a team's own pipeline).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-from ftctl import _git
+from ftctl import __version__, _git
 from ftctl.errors import ConfigError, FtctlError
 from ftctl.files import write_atomic
 from ftctl.workspace import CONFIG_NAME, Workspace, WorkspaceConfig, git_top, load_config
@@ -28,6 +30,12 @@ FILES = (
     ("keys/.gitkeep", None),
     (".gitignore", "gitignore"),
 )
+# --ci SYSTEM: (path in the repository, template file in ftctl/templates)
+CI_FILES = {
+    "github": (".github/workflows/ftctl.yml", "ci/github/ftctl.yml"),
+    "gitlab": (".gitlab-ci.yml", "ci/gitlab/gitlab-ci.yml"),
+}
+VERSION_PLACEHOLDER = "{{version}}"  # the ftctl release a CI file installs
 
 
 @dataclass(frozen=True)
@@ -39,8 +47,8 @@ class Step:
     reason: str = ""
 
 
-def scaffold(root: Path) -> Iterator[Step]:
-    """Create each missing file of a workspace, then a git repository if there is none."""
+def scaffold(root: Path, ci: str | None = None) -> Iterator[Step]:
+    """Create each missing file of a workspace (and CI's, with ``ci``), then a git repository."""
     templates = resources.files("ftctl") / "templates"
     example, skip_reason = _example(root)
     for relative, template in FILES:
@@ -53,16 +61,50 @@ def scaffold(root: Path) -> Iterator[Step]:
         if target.exists() or target.is_symlink():
             yield Step(target, "kept")
             continue
-        text = (templates / template).read_text(encoding="utf-8") if template else ""
-        try:
-            write_atomic(target, text)
-        except OSError as exc:
-            raise FtctlError(
-                f"cannot create {target}: {exc.strerror or exc}",
-                hint="choose a directory you can write to",
-            ) from None
+        _create(target, (templates / template).read_text(encoding="utf-8") if template else "")
         yield Step(target, "created")
+    if ci is not None:
+        yield _ci_file(root, ci)
     yield from _repository(root)
+
+
+def ci_template(system: str) -> str:
+    """The CI file of ``system`` (a key of :data:`CI_FILES`), installing this ftctl's version."""
+    template = resources.files("ftctl") / "templates" / CI_FILES[system][1]
+    return template.read_text(encoding="utf-8").replace(VERSION_PLACEHOLDER, __version__)
+
+
+def _ci_file(root: Path, system: str) -> Step:
+    relative = CI_FILES[system][0]
+    target = root / relative
+    top = git_top(root.resolve())
+    if top is not None and top != root.resolve():
+        # CI reads its file at the repository's top and runs there; the template's paths
+        # (recipes/, manifests/, the cache key) are the workspace's, so they would be wrong.
+        return Step(
+            target,
+            "skipped",
+            f"the workspace is not the top of its git repository ({top}); "
+            "copy the template there and run its steps in this directory",
+        )
+    if target.exists() or target.is_symlink():
+        return Step(
+            target,
+            "skipped",
+            "it exists and is kept; move it aside for ftctl's, then merge the two",
+        )
+    _create(target, ci_template(system))
+    return Step(target, "created")
+
+
+def _create(target: Path, text: str) -> None:
+    try:
+        write_atomic(target, text)
+    except OSError as exc:
+        raise FtctlError(
+            f"cannot create {target}: {exc.strerror or exc}",
+            hint="choose a directory you can write to",
+        ) from None
 
 
 def _example(root: Path) -> tuple[str, str | None]:

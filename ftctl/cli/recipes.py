@@ -51,12 +51,24 @@ def schema(kind: str) -> None:
 
 @click.command()
 @click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
-def init(directory: Path | None) -> None:
+@click.option(
+    "--ci",
+    type=click.Choice(["github", "gitlab"]),
+    help="Also write the CI pipeline: plan in pull requests, apply on main (.github/workflows/ftctl.yml or .gitlab-ci.yml).",
+)
+def init(directory: Path | None, ci: str | None) -> None:
     """Scaffold a workspace in DIRECTORY (default: here), in a git repository; existing files are kept."""
-    from ftctl.scaffold import scaffold
+    from ftctl.scaffold import CI_FILES, scaffold
 
     target = directory if directory is not None else Path.cwd()
-    for step in scaffold(target):
+    ci_file = target / CI_FILES[ci][0] if ci is not None else None
+    ci_created = False
+    for step in scaffold(target, ci=ci):
         reason = f": {step.reason}" if step.reason else ""
         info(f"{step.action:<7} {step.path}{reason}")
+        ci_created = ci_created or (step.path == ci_file and step.action == "created")
     info(f"Initialized ftctl workspace in {target}. Next: ftctl validate")
+    if ci_created:
+        info(
+            f"{ci_file} needs secrets and a GPU runner before its first run; its opening comment lists them"
+        )
