@@ -36,10 +36,8 @@ _NOT_FOUND = {  # (reason, hint) of a missing repository: 401 when unauthenticat
     True: ("not found or private (401 Unauthorized)", "check the name; for a private repository set HF_TOKEN"),
     False: ("repository not found (404)", "check the name (and HF_ENDPOINT if you use a mirror)"),
 }  # fmt: skip
-OFFLINE_HINTS = {
-    False: "unset HF_HUB_OFFLINE, or pin the reference to a 40-hex commit",
-    True: "unset HF_HUB_OFFLINE where the Hub is reachable",
-}
+OFFLINE_HINTS = {False: "unset HF_HUB_OFFLINE, or pin the reference to a 40-hex commit",
+                 True: "unset HF_HUB_OFFLINE where the Hub is reachable"}  # fmt: skip
 Kind = Literal["model", "dataset"]
 T = TypeVar("T")
 
@@ -158,12 +156,21 @@ _installed: list[float] = []  # the timeout of the client factory installed in t
 
 
 def _session(policy: RetryPolicy) -> None:
-    """Make the library's shared client one with ``policy.timeout`` (once per timeout)."""
+    """Before any request: the token checked, the shared client one with ``policy.timeout``."""
     from huggingface_hub import set_client_factory
 
+    check_token()
     if _installed != [policy.timeout]:
         set_client_factory(_client_factory(policy.timeout))
         _installed[:] = [policy.timeout]
+
+
+def check_token() -> None:
+    """Refuse, unshown, a token no HTTP header can carry: the client fails on it deep in a request."""
+    name = next((n for n in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN") if os.environ.get(n)), "")
+    token = os.environ.get(name, "").replace("\r", "").replace("\n", "").strip()  # as the library
+    if name and not (token.isascii() and token.isprintable()):
+        raise FtctlError(f"{name} holds characters an HTTP header cannot carry", hint="check it")
 
 
 def _client_factory(timeout: float) -> Callable[[], httpx2.Client]:
@@ -475,6 +482,7 @@ def dataset_snapshot(repo_id: str, revision: str | None, where: str) -> Path:
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
     shown = f"{repo_id}@{revision or 'main'}"
+    check_token()
     try:
         return Path(snapshot_download(repo_id, repo_type="dataset", revision=revision))
     except LocalEntryNotFoundError:

@@ -57,7 +57,10 @@ def file_digest(path: Path, algorithm: str, cache: StatCache) -> str:
         buffer = bytearray(CHUNK)
         view = memoryview(buffer)
         while True:
-            n = handle.readinto(buffer)
+            try:
+                n = handle.readinto(buffer)
+            except OSError as exc:  # an I/O error, or a kernel file that refuses plain reads
+                raise FtctlError(f"{path} cannot be read ({exc.strerror})") from None
             if not n:
                 break
             digest.update(view[:n])
@@ -66,8 +69,21 @@ def file_digest(path: Path, algorithm: str, cache: StatCache) -> str:
     return value
 
 
+def refuse_system_tree(root: Path, display: str) -> None:
+    """A root inside /proc, /sys or /dev is refused: its files block, never end or leak secrets."""
+    real = root.resolve()
+    for system in SYSTEM_TREES:
+        if real.is_relative_to(system):
+            raise FtctlError(
+                f"{display} is under {system} ({real}): kernel files, not a model, dataset or "
+                "run directory",
+                hint="name a directory of regular files",
+            )
+
+
 def walk_files(root: Path, display: str) -> Iterator[tuple[str, Path]]:
     """(relative POSIX path, file) for every file under ``root``, sorted, refusing escapes."""
+    refuse_system_tree(root, display)
     real_root = root.resolve()
     for directory, dirnames, filenames in os.walk(root, followlinks=False):
         dirnames[:] = sorted(d for d in dirnames if d not in IGNORED_DIRS)
@@ -94,11 +110,17 @@ def walk_files(root: Path, display: str) -> Iterator[tuple[str, Path]]:
 
 def tree_digest(root: Path, display: str, cache: StatCache) -> TreeDigest:
     """Digest of a file or of a directory tree (names bound to contents)."""
-    real = root.resolve()
-    if any(real.is_relative_to(system) for system in SYSTEM_TREES):
-        raise FtctlError(f"{display} is a system directory ({real}), not a model or dataset")
-    if root.is_file():
-        return TreeDigest(f"sha256:{file_digest(root, 'sha256', cache)}", root.stat().st_size, 1)
+    refuse_system_tree(root, display)
+    try:
+        st = root.stat()
+    except OSError as exc:  # gone since the caller looked, or a symlink loop
+        raise FtctlError(f"{display} cannot be read ({exc.strerror})") from None
+    if stat.S_ISREG(st.st_mode):
+        return TreeDigest(f"sha256:{file_digest(root, 'sha256', cache)}", st.st_size, 1)
+    if not stat.S_ISDIR(st.st_mode):  # os.walk would list nothing: an empty tree's digest
+        raise FtctlError(
+            f"{display} is {file_kind(st.st_mode)}, not a regular file", hint=NOT_REGULAR
+        )
     entries: list[tuple[str, str]] = []
     size = 0
     for rel, path in walk_files(root, display):

@@ -49,11 +49,20 @@ def worker_env() -> dict[str, str]:
 
 
 def default_output(root: Path, loaded: LoadedRecipe) -> Path:
+    """The recipe's ``output_dir``, read as the confinement check reads it, else outputs/NAME."""
+    from ftctl.errors import ConfigError
+    from ftctl.workspace import resolve_path, text_refusal
+
     recipe = loaded.recipe
-    if "output_dir" in recipe.model_fields_set:
-        path = Path(recipe.output_dir).expanduser()
-        return path if path.is_absolute() else root / path
-    return root / "outputs" / loaded.name
+    if "output_dir" not in recipe.model_fields_set:
+        return root / "outputs" / loaded.name
+    refused = text_refusal(recipe.output_dir)  # NUL, control characters: located, as validate does
+    if refused is not None:
+        key = ("output_dir",)
+        message, hint = refused
+        raise ConfigError(message, location=loaded.document.location(key), key_path=key, hint=hint)
+    # resolve_path, not Path.expanduser: that raises RuntimeError on an unknown ~user.
+    return resolve_path(root, recipe.output_dir)
 
 
 def train_directly(

@@ -172,4 +172,25 @@ def load_trusted(files: list[Path]) -> dict[str, Ed25519PublicKey]:
 
 def trusted_keys(root: Path, patterns: list[str]) -> dict[str, Ed25519PublicKey]:
     """keyid -> public key for every key file matching the workspace's ``trust`` globs."""
-    return load_trusted(trusted_key_files(root, patterns))
+    files = trusted_key_files(root, patterns)
+    for path in files:
+        refuse_key_outside(path, root)
+    return load_trusted(files)
+
+
+def refuse_key_outside(path: Path, root: Path) -> None:
+    """A trusted key file must lie in the workspace once symlinks are resolved.
+
+    A ``keys/*.pub`` committed as a symlink out would have ftctl read, and trust, a file
+    the repository does not hold. The message names the file as the workspace has it.
+    """
+    from ftctl.files import confined
+
+    if confined(path, root):
+        return
+    shown = path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
+    raise FtctlError(
+        f"{shown}: the key file leads outside the workspace",
+        hint="commit the public key itself (ftctl keygen writes keys/NAME.pub), "
+        "or pin keys with FTCTL_TRUSTED_KEYS",
+    )

@@ -418,6 +418,28 @@ FOUND: tuple[Case, ...] = (
         runs("report", "no such directory", "verify {manifest} --artifacts /dev/zero"),
     ),
     Case(
+        "verify-artifacts-proc-self",
+        "crash",
+        (),
+        runs("report", "/proc/self is under /proc", "verify {manifest} --artifacts /proc/self"),
+    ),
+    Case(
+        "hf-token-non-ascii",
+        "secret",
+        (replace(RECIPE, MODEL, "org/model"),),
+        runs("error", "HF_TOKEN holds characters an HTTP header cannot carry", "lock"),
+        hub=True,
+        env={"HF_TOKEN": "hf_SECRETMARKER\u00e9"},
+    ),
+    Case(
+        "hf-token-control-character",
+        "secret",
+        (replace(RECIPE, MODEL, "org/model"),),
+        runs("error", "HF_TOKEN holds characters an HTTP header cannot carry", "lock"),
+        hub=True,
+        env={"HF_TOKEN": "hf_SECRETMARKER\x1b[2J"},
+    ),
+    Case(
         "dvc-file-environ",
         "secret",
         (DVC_REPO, symlink("data/train.jsonl.dvc", "/proc/self/environ")),

@@ -272,6 +272,45 @@ def test_token_never_printed(
     assert "hf_SECRET" not in result.err + result.out
 
 
+@pytest.mark.parametrize(
+    ("variable", "token"),
+    [
+        ("HF_TOKEN", "hf_SECRET\u00e9t\u00e9"),  # non-ASCII: the HTTP client cannot encode it
+        ("HF_TOKEN", "hf_SECRET\x01SECRET"),
+        ("HF_TOKEN", "hf_SECRET\x1b[2J"),
+        ("HUGGING_FACE_HUB_TOKEN", "hf_SECRET\u2028SECRET"),
+    ],
+)
+def test_a_token_no_header_can_carry_is_refused_before_any_request(
+    ws: Path,
+    hub_repos: HubServer,
+    run_cli: RunCLI,
+    monkeypatch: pytest.MonkeyPatch,
+    variable: str,
+    token: str,
+) -> None:
+    monkeypatch.delenv("HUGGING_FACE_HUB_TOKEN", raising=False)
+    monkeypatch.setenv(variable, token)
+    write(ws / "recipes" / "hubby.yaml", HUB_RECIPE)
+    result = run_cli("lock", cwd=ws)
+    assert result.code == 1
+    assert result.err.strip().splitlines() == [
+        f"ftctl: error: {variable} holds characters an HTTP header cannot carry; check it"
+    ]
+    assert "SECRET" not in result.err + result.out
+    assert hub_repos.state.requests == []  # refused before asking
+    assert not (ws / "lockfiles" / "hubby.lock").exists()
+
+
+def test_a_token_with_a_trailing_newline_is_sent_as_the_library_cleans_it(
+    ws: Path, hub_repos: HubServer, run_cli: RunCLI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_TOKEN", " hf_testtoken\r\n")  # as a secrets file often holds it
+    write(ws / "recipes" / "hubby.yaml", HUB_RECIPE)
+    assert run_cli("lock", cwd=ws).code == 0
+    assert hub_repos.state.authorization[-1] == "Bearer hf_testtoken"
+
+
 BAD_LOCKS = {
     "unknown-version": ("version: 1", "version: 7", "lock format version 7 is not supported"),
     "bad-digest": ('fingerprint: "sha256:', 'fingerprint: "md5:', "fingerprint: 'md5:"),

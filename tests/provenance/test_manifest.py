@@ -6,6 +6,7 @@ import base64
 import json
 import os
 import shutil
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from ftctl.canonical import canonical_json
+from ftctl.errors import FtctlError
 from ftctl.provenance import dsse
 from ftctl.provenance.keys import keyid, trusted_keys
 from ftctl.provenance.manifest import ManifestError, verify_artifacts, verify_bytes, verify_file
@@ -380,6 +382,35 @@ def test_reject_symlink_leaving_the_directory(
     (tmp_path / "outside.bin").write_text("x")
     (adapter / "link.bin").symlink_to(tmp_path / "outside.bin")
     artifacts_reject(signed, adapter, "is a symlink to")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc is Linux's")
+def test_artifacts_in_a_system_tree_are_named_with_what_they_are(
+    attested: Attested, run_cli: RunCLI
+) -> None:
+    real = Path("/proc/self").resolve()
+    shown = f"/proc/self is under /proc ({real}): kernel files"
+    artifacts_reject(attested, Path("/proc/self"), shown)
+    rel = str(attested.manifest.relative_to(attested.root))
+    result = run_cli("verify", rel, "--artifacts", "/proc/self", cwd=attested.root)
+    assert result.code == 1
+    assert "/proc/self is under /proc" in result.out + result.err  # not "Invalid argument" alone
+
+
+def test_a_trusted_key_file_symlinked_out_of_the_workspace_is_refused(
+    signed: Attested, tmp_path: Path
+) -> None:
+    root = tmp_path / "ws"
+    shutil.copytree(signed.root / "keys", root / "keys")
+    (tmp_path / "outside.pem").write_bytes((root / "keys" / "ci.pub").read_bytes())
+    (root / "keys" / "other.pub").symlink_to(tmp_path / "outside.pem")
+    with pytest.raises(FtctlError) as info:
+        trusted_keys(root, ["keys/*.pub"])
+    assert str(info.value).startswith("keys/other.pub: the key file leads outside the workspace;")
+    assert str(tmp_path) not in str(info.value)  # named as the workspace has it
+    (root / "keys" / "other.pub").unlink()
+    (root / "keys" / "same.pub").symlink_to("ci.pub")  # a symlink inside is the file it names
+    assert len(trusted_keys(root, ["keys/*.pub"])) == 1
 
 
 def test_reject_files_from_two_runs(signed: Attested, adapter: Path, tmp_path: Path) -> None:

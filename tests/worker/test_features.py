@@ -379,6 +379,7 @@ def test_eager_attention_trains_on_the_cpu(
     tmp_path: Path, run_cli: RunCLI, pulled_data: Path
 ) -> None:
     (tmp_path / ".git").mkdir()
+    write(tmp_path / "ftctl.yaml", f"allow_paths: ['{REPO / 'models'}']\n")  # the tiny model
     rows = (pulled_data / "alpaca-tiny.jsonl").read_text()
     write(tmp_path / "data" / "alpaca-tiny.jsonl", rows)
     text = (REPO / "recipes" / "tiny-alpaca.yaml").read_text()

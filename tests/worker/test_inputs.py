@@ -34,6 +34,8 @@ pytest.importorskip("torch", reason="the worker tests need the train extra")
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 TINY = REPO / "models" / "tiny-llama"
+# A workspace in a temp dir reads the repository's tiny model and data through absolute paths.
+ALLOW_REPO = f"allow_paths: ['{REPO / 'models'}', '{REPO / 'data'}']\n"
 QUICK = """\
 adapter: lora
 lora_target_modules: [q_proj, v_proj]
@@ -189,6 +191,7 @@ def test_a_recipe_trains_on_its_upstream(
 ) -> None:
     ws = tmp_path / "ws"
     (ws / ".git").mkdir(parents=True)
+    write(ws / "ftctl.yaml", ALLOW_REPO)
     data = f"datasets:\n  - path: {pulled_data / 'alpaca-tiny.jsonl'}\n    type: alpaca\n"
     write(ws / "recipes" / "up.yaml", f"base_model: {TINY}\n" + data + QUICK)
     write(
@@ -288,6 +291,7 @@ def test_train_on_an_unreachable_hub_base_fails_in_seconds(tmp_path: Path) -> No
     """Without the cache or the Hub, `ftctl train` says so in one line, not after a minute of retries."""
     ws = tmp_path / "ws"
     (ws / ".git").mkdir(parents=True)
+    write(ws / "ftctl.yaml", ALLOW_REPO)
     data = f"datasets:\n  - path: {REPO / 'data' / 'alpaca-tiny.jsonl'}\n    type: alpaca\n"
     write(ws / "recipes" / "hub.yaml", "base_model: acme/tiny\n" + data + QUICK)
     env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "HF_TOKEN")}

@@ -196,6 +196,8 @@ def test_packing_tokens_and_early_stopping_train(
         "data/alpaca-tiny.jsonl", str(pulled_data / "alpaca-tiny.jsonl")
     )
     (tmp_path / "ws" / ".git").mkdir(parents=True)
+    allow = f"allow_paths: ['{REPO / 'models'}', '{REPO / 'data'}']\n"  # the tiny model and data
+    write(tmp_path / "ws" / "ftctl.yaml", allow)
     write(tmp_path / "ws" / "recipes" / "packed.yaml", text)
     result = run_cli("train", "packed", "--output", str(tmp_path / "run"), cwd=tmp_path / "ws")
     assert result.code == 0, result.err

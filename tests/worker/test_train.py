@@ -14,13 +14,16 @@ from typing import Any
 import pytest
 
 from ftctl.errors import INTERRUPTED, FtctlError
-from ftctl.launch import Worker, run_worker
+from ftctl.launch import Worker, default_output, run_worker
 from ftctl.recipe.load import load_recipe
 from ftctl.recipe.model import Recipe
 from ftctl.worker.preflight import check_hardware
 from tests.conftest import REPO, RunCLI, write
 
 pytest.importorskip("torch", reason="the worker tests need the train extra")
+
+# A workspace in a temp dir reads the repository's tiny model and data through absolute paths.
+ALLOW_REPO = f"allow_paths: ['{REPO / 'models'}', '{REPO / 'data'}']\n"
 
 
 def recipe_with(extra: str, tmp_path: Path) -> Recipe:
@@ -51,17 +54,19 @@ def test_cpu_refusals_before_loading(tmp_path: Path, extra: str, message: str) -
 
 
 @pytest.mark.slow
-def test_qlora_recipe_through_the_cli_is_one_line(tmp_path: Path, run_cli: RunCLI) -> None:
+def test_qlora_recipe_through_the_cli_is_one_line(
+    tmp_path: Path, run_cli: RunCLI, pulled_data: Path
+) -> None:
     (tmp_path / ".git").mkdir()
+    write(tmp_path / "ftctl.yaml", ALLOW_REPO)
     text = (
         (REPO / "recipes" / "tiny-alpaca.yaml")
         .read_text()
         .replace("adapter: lora", "adapter: qlora\nload_in_4bit: true")
+        .replace("./models/tiny-llama", str(REPO / "models" / "tiny-llama"))
+        .replace("data/alpaca-tiny.jsonl", str(pulled_data / "alpaca-tiny.jsonl"))
     )
-    write(
-        tmp_path / "recipes" / "q.yaml",
-        text.replace("./models/tiny-llama", str(REPO / "models" / "tiny-llama")),
-    )
+    write(tmp_path / "recipes" / "q.yaml", text)
     proc = subprocess.run(
         [sys.executable, "-m", "ftctl", "train", "q", "--output", str(tmp_path / "run")],
         cwd=tmp_path,
@@ -173,6 +178,7 @@ def test_preference_trainers_learn(tmp_path: Path, run_cli: RunCLI, rl: str, dat
     kind, rows = PREFERENCE_DATA[data]
     write(tmp_path / "data" / "prefs.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
     (tmp_path / ".git").mkdir()
+    write(tmp_path / "ftctl.yaml", ALLOW_REPO)
     write(
         tmp_path / "recipes" / "pref.yaml",
         f"""\
@@ -281,10 +287,32 @@ def test_an_unfinished_run_leaves_no_run_directory(tmp_path: Path) -> None:
     assert (tmp_path / "ok" / "checkpoints").is_dir()
 
 
+def test_an_unknown_home_in_output_dir_is_a_path_in_the_workspace(
+    tmp_path: Path, run_cli: RunCLI
+) -> None:
+    """``~nosuchuser/x`` is no home directory: read as the confinement check reads it, not a crash."""
+    (tmp_path / ".git").mkdir()
+    up = (REPO / "recipes" / "tiny-alpaca.yaml").read_text()
+    up = up.replace("output_dir: ./outputs/tiny-alpaca", "output_dir: ~nosuchuser/x")
+    write(tmp_path / "recipes" / "up.yaml", up)
+    assert default_output(tmp_path, load_recipe(tmp_path / "recipes" / "up.yaml")) == (
+        tmp_path / "~nosuchuser" / "x"
+    )
+    down = up.replace("./models/tiny-llama", "recipe:up").replace("~nosuchuser/x", "./down")
+    write(tmp_path / "recipes" / "down.yaml", down)
+    result = run_cli("train", "down", cwd=tmp_path)  # finds the upstream's output through it
+    assert result.code == 1
+    assert result.err.strip().splitlines() == [
+        "ftctl: error: recipes/down.yaml: base_model recipe:up: ~nosuchuser/x/adapter does not "
+        "exist; train it first: ftctl train up"
+    ]
+
+
 @pytest.mark.slow
 def test_ctrl_c_stops_training_in_one_line(tmp_path: Path, pulled_data: Path) -> None:
     """Ctrl-C during `ftctl train`: exit 130, one line, no traceback, no run directory left."""
     (tmp_path / ".git").mkdir()
+    write(tmp_path / "ftctl.yaml", ALLOW_REPO)
     text = (
         (REPO / "recipes" / "tiny-alpaca.yaml")
         .read_text()
