@@ -30,3 +30,8 @@ def plan_memo(root: Path) -> Path:
 def configs_dir(root: Path) -> Path:
     """Training configs by the digest the lock records (``recipe.digest``)."""
     return state_dir(root) / "configs"
+
+
+def state_lock(root: Path) -> Path:
+    """Who applies now: :mod:`ftctl.apply.statelock` (one apply at a time per workspace)."""
+    return state_dir(root) / "state.lock"
