@@ -22,6 +22,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ftctl.cache.stat import StatCache
 from ftctl.canonical import JSONError, canonical_json, strict_loads
 from ftctl.errors import FtctlError, excerpt
 from ftctl.files import UnreadableInput, confined, read_regular, write_atomic
@@ -205,12 +206,14 @@ class FileRegistry:
                 hint="the registry copy was altered or damaged; retrain it with --replace",
             )
 
-    @staticmethod
-    def _copy(files: list[tuple[str, Path]], dest: Path, shown: str) -> dict[str, str]:
+    def _copy(self, files: list[tuple[str, Path]], dest: Path, shown: str) -> dict[str, str]:
+        known = StatCache.of(self.workspace)  # what publish hashed here needs no second hash
         try:
-            return tree.copy_tree(files, dest, shown)
+            digests = tree.copy_tree(files, dest, shown, known)
         except OSError as exc:
             raise _os_error(str(dest), exc, f"copy {shown}") from None
+        known.save()
+        return digests
 
     # --- publish
 
@@ -290,6 +293,9 @@ class FileRegistry:
                 shutil.rmtree(tmp, ignore_errors=True)
                 return digests, False
             tree.fsync_dir(folder_dir)
+            known = StatCache.of(self.workspace)  # so restoring it here hashes nothing twice
+            tree.remember(tree.list_artifact(final, shown), digests, known)
+            known.save()
             return digests, True
         except OSError as exc:
             shutil.rmtree(tmp, ignore_errors=True)

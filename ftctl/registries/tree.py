@@ -25,6 +25,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ftctl.cache.stat import StatCache
 from ftctl.errors import FtctlError
 from ftctl.files import current_umask
 from ftctl.provenance.rundir import PROVENANCE_DIR
@@ -148,10 +149,15 @@ def list_artifact(directory: Path, shown: str) -> list[tuple[str, Path]]:
     return sorted(found)
 
 
-def copy_tree(files: list[tuple[str, Path]], dest: Path, shown: str) -> dict[str, str]:
+def copy_tree(
+    files: list[tuple[str, Path]], dest: Path, shown: str, known: StatCache | None = None
+) -> dict[str, str]:
     """Copy listed artifact files into ``dest`` (made here, removed again on any failure).
 
     Not fsynced: like ``cp``, a copy the caller can redo. Raises OSError as it came.
+    ``known``: digests by file identity (the workspace's stat cache, which publish filled);
+    a file whose inode, size, mtime and ctime are those it was hashed with is copied
+    without hashing it again (any write to it changes its ctime), others are hashed.
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -166,13 +172,46 @@ def copy_tree(files: list[tuple[str, Path]], dest: Path, shown: str) -> dict[str
                 target.parent.mkdir(parents=True, exist_ok=True)
                 src = open_source(path, f"{shown}/{rel}", follow=False)
                 try:
-                    digests[rel] = copy_file(copy, src, target, sync=False)
+                    before = os.fstat(src)
+                    cached = known.get(path, before, "sha256") if known is not None else None
+                    if cached is not None:
+                        _plain_copy(src, target, before.st_size)
+                        digests[rel] = cached
+                    else:
+                        digests[rel] = copy_file(copy, src, target, sync=False)
+                        if known is not None:
+                            known.put(path, before, "sha256", digests[rel])
                 finally:
                     os.close(src)
     except BaseException:
         shutil.rmtree(dest, ignore_errors=True)
         raise
     return digests
+
+
+def _plain_copy(src: int, dest: Path, size: int) -> None:
+    """Copy without reading into Python (copy_file_range, else sendfile)."""
+    dst = os.open(dest, CREATE, 0o666)
+    try:
+        left = size
+        while left > 0:
+            try:
+                sent = os.copy_file_range(src, dst, left)
+            except OSError:
+                sent = os.sendfile(dst, src, None, left)
+            if sent == 0:
+                raise OSError(errno.EIO, "the file shrank while it was copied")
+            left -= sent
+    finally:
+        os.close(dst)
+
+
+def remember(files: list[tuple[str, Path]], digests: dict[str, str], known: StatCache) -> None:
+    """Record the digests of files just written (publish), by their identity now."""
+    for rel, path in files:
+        if rel in digests:
+            with contextlib.suppress(OSError):
+                known.put(path, os.lstat(path), "sha256", digests[rel])
 
 
 def make_temp(folder: Path) -> tuple[Path, int]:

@@ -234,7 +234,8 @@ def test_a_failed_publish_keeps_the_run_and_the_next_apply_publishes_it(ws: Work
     (ws.root / "registry").unlink()
     result = ws.ftctl("apply", "--auto-approve")
     assert result.code == 0, result.err
-    assert "alpha: trained in 0:00" in result.err  # recorded without training again
+    assert "alpha: trained in" in result.err
+    assert not (run / "worker.log").exists()  # recorded without training again
     assert len(manifests(ws, "alpha")) == 1
 
 
@@ -256,12 +257,21 @@ def test_a_hostile_plan_file_is_one_line(ws: Workspace, content: str) -> None:
     assert not (ws.root / "manifests").exists()
 
 
-def test_a_tampered_registry_artifact_is_never_restored(ws: Workspace) -> None:
+@pytest.mark.parametrize("same_size", [False, True])
+def test_a_tampered_registry_artifact_is_never_restored(ws: Workspace, same_size: bool) -> None:
+    import os
+
     trained(ws, "alpha")
     assert ws.ftctl("apply", "--auto-approve").code == 0
     ws.commit()
     fp = fingerprint(ws, "alpha").removeprefix("sha256:")
-    (ws.root / "registry" / "alpha" / fp / "adapter_model.safetensors").write_text("backdoored")
+    weights = ws.root / "registry" / "alpha" / fp / "adapter_model.safetensors"
+    before = weights.stat()
+    if same_size:  # what the stat cache could miss, but for ctime: same size, mtime put back
+        weights.write_bytes(b"X" * before.st_size)
+        os.utime(weights, ns=(before.st_atime_ns, before.st_mtime_ns))
+    else:
+        weights.write_text("backdoored")
     (ws.root / "recipes" / "alpha.yaml").rename(ws.root / "recipes" / "gamma.yaml")
     (ws.root / "lockfiles" / "alpha.lock").unlink()
     ws.lock()
