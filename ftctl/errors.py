@@ -9,15 +9,16 @@ tracebacks for a user's mistake.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 INTERRUPTED = (
     130  # the exit code of a command stopped by Ctrl-C: 128 + SIGINT, as a shell reports it
 )
 
 
-@dataclass(frozen=True)
-class Location:
+# NamedTuples, not frozen dataclasses: every command imports this module, and a frozen
+# dataclass costs ~10x as much to define (bench/plan.py, warm).
+class Location(NamedTuple):
     """A place in a file: 1-based line and column, either may be unknown."""
 
     file: str
@@ -43,8 +44,7 @@ def format_key_path(path: Sequence[str | int]) -> str:
     return out
 
 
-@dataclass(frozen=True)
-class Problem:
+class Problem(NamedTuple):
     """One thing wrong with one input, rendered as one line."""
 
     message: str

@@ -23,7 +23,7 @@ import stat
 from functools import lru_cache
 from pathlib import Path
 
-from ftctl.errors import FtctlError
+from ftctl.errors import FtctlError, Location
 
 TEMP_SUFFIX = ".tmp"  # temp files are ".<name>.<random>.tmp", which .gitignore patterns can name
 
@@ -70,20 +70,30 @@ def read_regular(
 
     Opened non-blocking, so a FIFO is refused at once instead of waiting for a writer.
     """
-    from ftctl.errors import Location
+    return read_regular_stat(path, limit, shown, what=what, expected=expected, hint=hint)[0]
 
-    where = Location(shown)
+
+def read_regular_stat(
+    path: str | Path,
+    limit: int,
+    shown: str,
+    *,
+    what: str = "file",
+    expected: str = "a regular file",
+    hint: str | None = None,
+) -> tuple[bytes, os.stat_result]:
+    """:func:`read_regular`, and the ``fstat`` of the file it read (no second ``stat`` of the path)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
-        raise UnreadableInput(f"{what} not found", location=where) from None
+        raise UnreadableInput(f"{what} not found", location=Location(shown)) from None
     except OSError as exc:
-        raise UnreadableInput(f"cannot read {what} ({exc.strerror})", location=where) from None
+        raise _cannot_read(what, exc, shown) from None
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise UnreadableInput(
-                f"is {file_kind(st.st_mode)}, expected {expected}", location=where
+                f"is {file_kind(st.st_mode)}, expected {expected}", location=Location(shown)
             )
         chunks, size = [], 0
         while size <= limit:
@@ -93,12 +103,18 @@ def read_regular(
             chunks.append(chunk)
             size += len(chunk)
     except OSError as exc:
-        raise UnreadableInput(f"cannot read {what} ({exc.strerror})", location=where) from None
+        raise _cannot_read(what, exc, shown) from None
     finally:
         os.close(fd)
     if size > limit:
-        raise UnreadableInput(f"{what} is larger than {_size(limit)}", location=where, hint=hint)
-    return b"".join(chunks)
+        raise UnreadableInput(
+            f"{what} is larger than {_size(limit)}", location=Location(shown), hint=hint
+        )
+    return (chunks[0] if len(chunks) == 1 else b"".join(chunks)), st
+
+
+def _cannot_read(what: str, exc: OSError, shown: str) -> UnreadableInput:
+    return UnreadableInput(f"cannot read {what} ({exc.strerror})", location=Location(shown))
 
 
 SMALL_FILE = 16 * 1024 * 1024  # locks, recipes, manifests, run records: far below this

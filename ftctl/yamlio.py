@@ -16,15 +16,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ruamel.yaml import YAML
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
-from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
-
-from ftctl.cache.parse import ParseCache
 from ftctl.errors import ConfigError, Location, excerpt
 from ftctl.files import UnreadableInput, read_regular
+
+if TYPE_CHECKING:
+    from ruamel.yaml.error import MarkedYAMLError
+    from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+    from ftctl.cache.parse import ParseCache
+
+# ruamel.yaml is imported when a document is first parsed, not with this module: a warm
+# `ftctl plan` takes every recipe from its memo, and importing ruamel costs ~10 ms.
 
 MAX_FILE_BYTES = 1024 * 1024
 MAX_NODES = 100_000
@@ -43,6 +47,8 @@ _DECIMAL_FLOAT = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+
 @lru_cache(maxsize=1)
 def _constructor() -> Any:
     """ruamel's YAML 1.2 scalar constructor, built once (building one costs ~0.1 ms)."""
+    from ruamel.yaml import YAML
+
     return YAML(typ="safe", pure=True).constructor
 
 
@@ -129,6 +135,8 @@ def load_yaml_file(
 
 def compose(text: str, *, pure: bool = False) -> list[Node]:
     """The documents of ``text`` as node trees (libyaml's parser when installed)."""
+    from ruamel.yaml import YAML
+
     return [n for n in YAML(typ="safe", pure=pure).compose_all(text) if n is not None]
 
 
@@ -157,6 +165,8 @@ C_COMPOSER_SAFE = 10_000
 
 def parse_yaml(text: str, shown: str) -> Document:
     """Parse YAML text holding exactly one document into a :class:`Document`."""
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
     try:
         try:
             # libyaml (ruamel.yaml.clib) composes ~7x faster than the pure-Python parser.
@@ -220,6 +230,11 @@ class _Converter:
     """Turns composed nodes into plain data, recording positions and enforcing limits."""
 
     def __init__(self, shown: str) -> None:
+        from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
+
+        self._mapping_node: type[MappingNode] = MappingNode
+        self._scalar_node: type[ScalarNode] = ScalarNode
+        self._sequence_node: type[SequenceNode] = SequenceNode
         self.shown = shown
         self.count = 0
         self.value_positions: dict[Path_, tuple[int, int]] = {}
@@ -247,15 +262,15 @@ class _Converter:
         self.value_positions.setdefault(
             path, (node.start_mark.line + 1, node.start_mark.column + 1)
         )
-        if isinstance(node, MappingNode):
+        if isinstance(node, self._mapping_node):
             return self._mapping(node, path, depth, (*stack, id(node)))
-        if isinstance(node, SequenceNode):
+        if isinstance(node, self._sequence_node):
             self._check_tag(node, f"{_CORE}seq")
             return [
                 self.convert(item, (*path, i), depth + 1, (*stack, id(node)))
                 for i, item in enumerate(node.value)
             ]
-        if isinstance(node, ScalarNode):
+        if isinstance(node, self._scalar_node):
             return self._scalar(node)
         raise ConfigError("unexpected YAML node", location=self._loc(node))
 
@@ -341,9 +356,9 @@ class _Converter:
     def _merge_sources(
         self, node: Node, path: Path_, depth: int, stack: tuple[int, ...]
     ) -> Iterator[dict[str, Any]]:
-        sources = node.value if isinstance(node, SequenceNode) else [node]
+        sources = node.value if isinstance(node, self._sequence_node) else [node]
         for source in sources:
-            if not isinstance(source, MappingNode):
+            if not isinstance(source, self._mapping_node):
                 raise ConfigError(
                     "a merge key '<<' needs a mapping or a list of mappings",
                     location=self._loc(source),
@@ -352,8 +367,8 @@ class _Converter:
             yield value
 
     def _key(self, node: Node) -> str:
-        if not isinstance(node, ScalarNode) or node.tag != f"{_CORE}str":
-            shown = node.value if isinstance(node, ScalarNode) else "a collection"
+        if not isinstance(node, self._scalar_node) or node.tag != f"{_CORE}str":
+            shown = node.value if isinstance(node, self._scalar_node) else "a collection"
             raise ConfigError(
                 f"key {shown!r} is not a string",
                 location=self._loc(node),

@@ -189,3 +189,17 @@ def test_nesting_that_would_overflow_the_c_composer_is_an_error(tmp_path: Path, 
     assert proc.returncode == 1, proc.stderr[-500:]
     assert "Traceback" not in proc.stdout + proc.stderr
     assert proc.stdout.count("\n") == 1 and "deep.yaml" in proc.stdout
+
+
+def test_ruamel_is_imported_only_to_parse() -> None:
+    # A warm plan takes every recipe from its memo: importing this module must not cost ruamel.
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, ftctl.yamlio as y\n"
+        "assert not [m for m in sys.modules if m.startswith('ruamel')], 'imported'\n"
+        "assert y.parse_yaml('a: [1]', 'f').data == {'a': [1]}\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-2000:]

@@ -15,7 +15,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from ftctl.yamlio import display_path
 
@@ -25,14 +25,16 @@ if TYPE_CHECKING:
     from ftctl.provenance.manifest import VerifiedManifest
 
 MANIFEST_SUFFIX = ".intoto.json"
+RETIRED_SUFFIX = ".retired.json"  # a signed retirement record (ftctl.provenance.retirement)
 EXTERNAL_BUILDER = "https://ftctl.dev/builders/external"  # the builder of a run ftctl did not train
 MANIFESTS_DIR = "manifests"
 
 TrustedKeys = Callable[[], "dict[str, Ed25519PublicKey]"]
 
 
-@dataclass(frozen=True)
-class Summary:
+# NamedTuples, not frozen dataclasses: plan imports this module at every start, and a frozen
+# dataclass costs ~10x as much to define.
+class Summary(NamedTuple):
     """What plan needs of a manifest that verified (all a memo keeps)."""
 
     name: str
@@ -43,8 +45,7 @@ class Summary:
     external: bool  # attested with --external: its inputs were not verified by ftctl
 
 
-@dataclass(frozen=True)
-class Record:
+class Record(NamedTuple):
     """A manifest that verified."""
 
     path: Path
@@ -61,8 +62,7 @@ class Record:
         return self.summary.finished_on
 
 
-@dataclass(frozen=True)
-class Rejected:
+class Rejected(NamedTuple):
     """A manifest that must not be trusted, and why."""
 
     path: Path
@@ -76,9 +76,16 @@ class RecipeRecords:
     records: list[Record] = field(default_factory=list)  # oldest first
     rejected: list[Rejected] = field(default_factory=list)
 
+    retired_on: str | None = None  # the newest trusted retirement's time
+
     @property
     def current(self) -> Record | None:
-        return self.records[-1] if self.records else None
+        """The newest record, unless a retirement came after it (the recipe was deleted)."""
+        newest = self.records[-1] if self.records else None
+        retired = self.retired_on
+        if newest is not None and retired is not None and retired >= newest.finished_on:
+            return None
+        return newest
 
 
 class Memo(Protocol):
@@ -99,18 +106,19 @@ def manifest_files(root: Path) -> list[tuple[str, Path]]:
     except OSError:
         return []
     for name in folders:
+        folder = base / name
         try:
-            with os.scandir(base / name) as entries:
+            with os.scandir(folder) as entries:
                 files = sorted(
                     e.name
                     for e in entries
-                    if e.name.endswith(MANIFEST_SUFFIX)
+                    if e.name.endswith((MANIFEST_SUFFIX, RETIRED_SUFFIX))
                     and not e.name.startswith(".")
                     and not e.is_dir()
                 )
         except OSError:
             continue
-        found.extend((name, base / name / file) for file in files)
+        found.extend((name, folder / file) for file in files)
     return found
 
 
@@ -127,6 +135,11 @@ def read_records(
     shown_base = display_path(root / MANIFESTS_DIR)
     for name, path in manifest_files(root):
         state = states.setdefault(name, RecipeRecords(name))
+        if path.name.endswith(RETIRED_SUFFIX):
+            if keys is None:
+                keys = trusted()
+            _note_retirement(state, path, keys)
+            continue
         shown = os.path.normpath(os.path.join(shown_base, name, path.name))
         summary = memo.recall_run(path) if memo is not None else None
         manifest = None
@@ -181,7 +194,9 @@ def _verify(
 
 def _through_symlink(path: Path) -> bool:
     """Whether the file, its recipe folder or manifests/ is a symlink (resolving every path is slow)."""
-    return path.is_symlink() or path.parent.is_symlink() or path.parent.parent.is_symlink()
+    file = os.fspath(path)  # strings, not Path.parent: read_records asks it of every manifest
+    folder = os.path.dirname(file)
+    return os.path.islink(file) or os.path.islink(folder) or os.path.islink(os.path.dirname(folder))
 
 
 def rejection_reason(exc: Exception) -> str:
@@ -192,3 +207,12 @@ def rejection_reason(exc: Exception) -> str:
     problem = getattr(exc, "problem", None)
     message = str(getattr(problem, "message", exc))
     return message.split(": ", 1)[-1]
+
+
+def _note_retirement(state: RecipeRecords, path: Path, keys: dict[str, Ed25519PublicKey]) -> None:
+    """Keep the newest trusted retirement's time; an untrusted or damaged one retires nothing."""
+    from ftctl.provenance.retirement import verified_retirement
+
+    retired = verified_retirement(path, keys, state.name)
+    if retired is not None and (state.retired_on is None or retired > state.retired_on):
+        state.retired_on = retired

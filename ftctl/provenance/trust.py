@@ -16,9 +16,8 @@ import fnmatch
 import hashlib
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from ftctl.errors import FtctlError, UsageError
 from ftctl.workspace import CONFIG_NAME, Workspace, trusted_key_files
@@ -32,16 +31,16 @@ MAX_KEY_BYTES = 64 * 1024
 _PEM = re.compile(rb"-----BEGIN PUBLIC KEY-----.*?-----END PUBLIC KEY-----", re.DOTALL)
 
 
-@dataclass(frozen=True)
-class KeyFile:
+# NamedTuples, not frozen dataclasses: plan imports this module at every start, and a frozen
+# dataclass costs ~10x as much to define.
+class KeyFile(NamedTuple):
     """A trusted public key as its file holds it."""
 
     name: str  # the key file's path in the workspace, or where it came from
     data: bytes
 
 
-@dataclass(frozen=True)
-class Trust:
+class Trust(NamedTuple):
     """The trusted keys and where they were read from."""
 
     source: str  # "the working tree", "origin/main (3f2a9c1d04e7)", "FTCTL_TRUSTED_KEYS"
@@ -66,8 +65,7 @@ class Trust:
         return digest.hexdigest()
 
 
-@dataclass(frozen=True)
-class TrustChange:
+class TrustChange(NamedTuple):
     """A key file the working tree has that the pinned trust does not (or the other way)."""
 
     change: str  # "added", "removed", "replaced"
