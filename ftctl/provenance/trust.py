@@ -85,10 +85,18 @@ def trust_of(workspace: Workspace, ref: str | None = None) -> Trust:
 
 
 def working_tree_trust(workspace: Workspace) -> Trust:
-    files = [
-        _read(path, _shown(workspace, path))
-        for path in trusted_key_files(workspace.root, workspace.config.trust)
-    ]
+    from ftctl.files import confined
+
+    files = []
+    for path in trusted_key_files(workspace.root, workspace.config.trust):
+        if path.is_symlink() and not confined(path, workspace.root):
+            # A key committed as a symlink out: ftctl would trust a file the repository lacks.
+            shown = path.relative_to(workspace.root).as_posix()  # as the repository has it
+            raise FtctlError(
+                f"{shown}: the key file leads outside the workspace",
+                hint="commit the public key itself, not a link to it",
+            )
+        files.append(_read(path, _shown(workspace, path)))
     return Trust("the working tree", tuple(files))
 
 

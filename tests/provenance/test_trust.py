@@ -108,3 +108,17 @@ def test_the_same_trust_lists_no_changes(ws: Workspace) -> None:
     ws.record("alpha")
     plan = ws.plan("--trust-ref", "HEAD")
     assert plan["trust_changes"] == [] and [c["action"] for c in plan["changes"]] == ["no-op"]
+
+
+def test_a_key_file_symlinked_out_of_the_workspace_is_refused_by_plan(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    outside = tmp_path / "elsewhere.pub"
+    outside.write_bytes((ws.root / "keys" / "ci.pub").read_bytes())
+    (ws.root / "keys" / "other.pub").symlink_to(outside)
+    result = ws.ftctl("plan")
+    assert result.code == 1
+    assert result.err == (
+        "ftctl: error: keys/other.pub: the key file leads outside the workspace; "
+        "commit the public key itself, not a link to it\n"
+    )
