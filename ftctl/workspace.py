@@ -52,6 +52,14 @@ class SSHExecutor(_Strict):
     workdir: Annotated[str, Field(min_length=1)] = "~/.cache/ftctl/work"
     identity_file: str | None = None
     python: Annotated[str, Field(min_length=1)] = "python3"
+    setup: list[str] = Field(
+        default_factory=list,
+        description="shell commands run on the host before the worker, in the same shell "
+        "(e.g. activating a virtual environment); ftctl installs nothing by itself",
+    )
+    known_hosts: str | None = Field(
+        None, description="known_hosts file to check the host's key against (default: ssh's own)"
+    )
 
 
 class SkyPilotExecutor(_Strict):

@@ -1,0 +1,145 @@
+"""`ftctl apply` training the tiny model through the ssh executor, against a local apply.
+
+The host is this machine behind a real sshd. Mid-run the apply's ssh connections are killed
+(it reconnects to the same worker), and then the worker itself is killed on the host as a
+reboot would (it is started again from the newest checkpoint there). The adapter published
+is bitwise identical to a local apply's of the same recipe: the executor is not part of the
+fingerprint, and nothing it does changes what is trained.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from ftctl.lock.lockfile import load_lock
+from tests.conftest import REPO, git, write
+from tests.executors.sshd import Sshd
+from tests.executors.test_ssh import cut_connections
+
+pytest.importorskip("torch", reason="training needs the train extra")
+
+RECIPE = (REPO / "recipes" / "tiny-alpaca.yaml").read_text()  # 24 steps, a checkpoint every 2-3
+
+
+def workspace(
+    root: Path, home: Path, executors: dict[str, object], executor: str
+) -> dict[str, str]:
+    shutil.copytree(REPO / "models" / "tiny-llama", root / "models" / "tiny-llama")
+    write(root / "data" / "alpaca-tiny.jsonl", (REPO / "data" / "alpaca-tiny.jsonl").read_text())
+    write(root / "recipes" / "tiny-alpaca.yaml", RECIPE + f"  executor: {executor}\n")
+    write(root / "ftctl.yaml", json.dumps({"executors": executors}, indent=2) + "\n")
+    write(root / ".gitignore", ".ftctl/\nregistry/\noutputs/\n")
+    git(root, "init", "-q")
+    env = {**os.environ, "XDG_CONFIG_HOME": str(home)}
+    env.pop("FTCTL_SIGNING_KEY", None)
+    ftctl(root, env, "keygen", "ci")
+    env["FTCTL_SIGNING_KEY"] = str(home / "ftctl" / "keys" / "ci.key")
+    ftctl(root, env, "lock")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "recipes")
+    return env
+
+
+def ftctl(root: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "ftctl", *args],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    return proc
+
+
+def registry_digests(root: Path) -> dict[str, str]:
+    [artifact] = (root / "registry" / "tiny-alpaca").iterdir()
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in artifact.iterdir()
+        if p.is_file() and p.name != "README.md"
+    }
+
+
+def fingerprint(root: Path) -> str:
+    return load_lock(root / "lockfiles" / "tiny-alpaca.lock", "lock").fingerprint
+
+
+def wait_until(check: object, what: str, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():  # type: ignore[operator]
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def complete_checkpoint(out: Path) -> bool:
+    for state in out.glob("checkpoints/checkpoint-*/trainer_state.json"):
+        try:
+            if isinstance(json.loads(state.read_text()).get("global_step"), int):
+                return True
+        except (OSError, ValueError):
+            continue
+    return False
+
+
+@pytest.mark.slow
+def test_apply_over_ssh_survives_a_cut_link_and_a_dead_worker_bitwise(
+    sshd: Sshd, tmp_path: Path, pulled_data: Path
+) -> None:
+    plain = tmp_path / "plain"
+    env = workspace(plain, tmp_path / "home", {}, "local")
+    started = time.monotonic()
+    ftctl(plain, env, "apply", "--auto-approve")
+    local_s = time.monotonic() - started
+
+    host = tmp_path / "host"
+    remote = tmp_path / "remote"
+    env2 = workspace(remote, tmp_path / "home2", {"box": sshd.executor(host)}, "box")
+    assert fingerprint(remote) == fingerprint(plain)  # the executor is not part of it
+    short = Path(tempfile.mkdtemp(prefix="ftx-", dir="/tmp"))
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ftctl", "apply", "--auto-approve"],
+            cwd=remote,
+            env={**env2, "TMPDIR": str(short)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        run = host / "runs" / fingerprint(remote).removeprefix("sha256:")
+        progress = run / "progress.jsonl"
+        wait_until(lambda: progress.is_file() and progress.stat().st_size > 0, "training")
+        assert cut_connections(short) >= 1  # the link dies mid-run
+        wait_until(lambda: complete_checkpoint(run / "out"), "a checkpoint")
+        assert not (run / "out" / "result.json").exists(), "the training ended before the kill"
+        pids = json.loads((run / "worker.pid").read_text())
+        os.kill(pids["supervisor"], signal.SIGKILL)  # the host loses the worker: no exit code
+        os.killpg(pids["pid"], signal.SIGKILL)
+        out, err = proc.communicate(timeout=900)
+    finally:
+        shutil.rmtree(short, ignore_errors=True)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    assert "tiny-alpaca: step 24/24  loss" in err
+    assert out.strip().startswith("manifests/tiny-alpaca/")
+    assert registry_digests(remote) == registry_digests(plain)  # bitwise the same adapter
+    [runs] = list((remote / ".ftctl" / "runs").iterdir())
+    assert "resuming from checkpoint-" in (runs / "worker.log").read_text()
+    assert not run.exists()  # cleared on the host once copied back and checked
+    assert len(list((host / "inputs").iterdir())) > 1  # the inputs stay for the next run
+    again = ftctl(remote, env2, "apply", "--auto-approve")
+    assert "No changes" in again.stderr
+    sys.stderr.write(f"local apply {local_s:.1f}s\n")
