@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/plan.py
 	$(BIN)/python bench/train.py
 	$(BIN)/python bench/apply.py
+	$(BIN)/python bench/ssh.py
 
 clean:
 	rm -rf $(VENV) .ftctl outputs registry .pytest_cache .mypy_cache .ruff_cache
