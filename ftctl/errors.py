@@ -106,8 +106,14 @@ class EnvVarError(FtctlError):
         self.variable = variable
         self.value = value
         self.expected = expected
+        # A short value is shown; a long one may be a secret pasted into the wrong variable.
+        shown = (
+            f"{variable}={value!r}"
+            if len(value) <= 16
+            else f"{variable} (a {len(value)}-character value)"
+        )
         super().__init__(
-            f"{variable}={value!r} is not {expected}",
+            f"{one_line(shown)} is not {expected}",
             hint=f"write e.g. {variable}={example}, or unset it",
         )
 

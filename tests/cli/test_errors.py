@@ -355,3 +355,14 @@ def test_warnings_are_one_line() -> None:
 def test_click_usage_errors_are_one_line(run_cli: RunCLI, args: list[str], expected: str) -> None:
     result = run_cli(*args)
     assert (result.code, result.err) == (1, f"ftctl: error: {expected}\n")
+
+
+def test_a_long_value_in_a_variable_is_not_echoed(monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = "hf_" + "s3cr3t" * 6  # a token pasted into the wrong variable
+    monkeypatch.setenv("FTCTL_HF_TIMEOUT", secret)
+    from ftctl._hf import default_policy
+    from ftctl.errors import EnvVarError
+
+    with pytest.raises(EnvVarError) as info:
+        default_policy()
+    assert secret not in str(info.value) and "39-character value" in str(info.value)
