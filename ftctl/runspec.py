@@ -27,9 +27,7 @@ class RunSpec(BaseModel):
     )
     # Set by apply, never by a recipe, so none of them changes what is trained (docs/apply.md):
     resume_from: str | None = None  # a complete checkpoint of an interrupted run to resume
-    save_every: float | None = (
-        None  # checkpoint cadence (a ratio of the steps) if the recipe has none
-    )
+    checkpoint_seconds: float | None = None  # save one this often if the recipe saves none
     progress: str | None = None  # a JSON-lines file to append one event per logged step to
 
 

@@ -41,9 +41,10 @@ from ftctl.registries.select import artifact_registry
 from ftctl.runspec import RunSpec
 from ftctl.workspace import Workspace
 
-# Apply's checkpoint cadence for a recipe that sets none: every tenth of the steps, the newest
-# two kept. It changes nothing that is trained (docs/apply.md).
-SAVE_EVERY = 0.1
+# Apply's checkpoint cadence for a recipe that sets none: one every 10 minutes of training (a
+# run shorter than that saves none), the newest two kept; FTCTL_CHECKPOINT_SECONDS changes it.
+# It changes nothing that is trained (docs/apply.md).
+CHECKPOINT_SECONDS = 600.0
 LOG_TAIL = 12  # lines of worker.log shown when a training fails
 
 
@@ -99,7 +100,7 @@ def train(ctx: Context, target: Target, on_event: Callable[[Event], None]) -> Do
             lock=str(target.lock_path.resolve()),
             base_model_dir=str(target.base_model_dir) if target.base_model_dir else None,
             resume_from=str(checkpoint.resolve()) if checkpoint is not None else None,
-            save_every=SAVE_EVERY,
+            checkpoint_seconds=checkpoint_seconds(),
             progress=str((directory / PROGRESS).resolve()),
         )
         executor = ctx.executor(target.loaded.recipe.ftctl.executor)
@@ -115,6 +116,24 @@ def train(ctx: Context, target: Target, on_event: Callable[[Event], None]) -> Do
     manifest = record_trained(ctx, target, directory)
     rundirs.remove_checkpoints(directory)
     return Done(manifest, directory / "adapter", trained_s, resumed)
+
+
+def checkpoint_seconds() -> float:
+    """FTCTL_CHECKPOINT_SECONDS, else CHECKPOINT_SECONDS."""
+    import os
+
+    from ftctl.errors import EnvVarError
+
+    text = os.environ.get("FTCTL_CHECKPOINT_SECONDS", "")
+    if not text:
+        return CHECKPOINT_SECONDS
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise EnvVarError("FTCTL_CHECKPOINT_SECONDS", text, "a number of seconds", "600")
+    return value
 
 
 def _recorded(root: Path, directory: Path) -> bool:

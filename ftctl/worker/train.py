@@ -43,7 +43,7 @@ def run(spec: RunSpec) -> Path:
         root,
         base,
         sets,
-        save_every=spec.save_every,
+        checkpoint_seconds=spec.checkpoint_seconds,
         progress=Path(spec.progress) if spec.progress else None,
     )
     resume = Path(spec.resume_from) if spec.resume_from else None

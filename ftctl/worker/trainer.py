@@ -44,13 +44,14 @@ def build(
     base: Base,
     data: Data,
     *,
-    save_every: float | None = None,
+    checkpoint_seconds: float | None = None,
     progress: Path | None = None,
 ) -> Any:
     """The trainer for ``recipe`` (derived: pad_to_sequence_len is filled in), ready to train.
 
-    ``save_every``: apply's checkpoint cadence (a ratio of the steps) for a recipe that saves
-    none, so an interrupted run can resume; checkpoints change nothing that is trained.
+    ``checkpoint_seconds``: apply's checkpoint cadence (wall-clock) for a recipe that saves
+    none, so an interrupted run can resume; checkpoints change nothing that is trained, and a
+    short run saves none at all (it costs no more than a run without apply).
     ``progress``: a JSON-lines file that gets one event per logged step, for apply to show.
     """
     import os
@@ -69,8 +70,9 @@ def build(
         root=root,
         has_tf32=tf32_supported(),
     )
-    if save_every is not None and common.get("save_strategy") == "no":
-        common.update(save_strategy="steps", save_steps=save_every, save_total_limit=2)
+    timed_saves = checkpoint_seconds is not None and common.get("save_strategy") == "no"
+    if timed_saves:
+        common["save_total_limit"] = 2
     if progress is not None:
         common["disable_tqdm"] = True  # apply draws its own bar from the progress events
         common["include_num_input_tokens_seen"] = "non_padding"  # for tokens/s; only counts
@@ -92,6 +94,8 @@ def build(
         trainer.add_callback(_plain_progress())
     if progress is not None:
         trainer.add_callback(_progress_events(progress))
+    if timed_saves and checkpoint_seconds is not None:
+        trainer.add_callback(_timed_checkpoints(checkpoint_seconds))
     return trainer
 
 
@@ -447,3 +451,20 @@ def _progress_events(path: Path) -> Any:
                 stream.write(json.dumps(event) + "\n")
 
     return ProgressEvents()
+
+
+def _timed_checkpoints(seconds: float) -> Any:
+    """Ask for a checkpoint when ``seconds`` have passed since the last one (or the start)."""
+    from transformers import TrainerCallback
+
+    class TimedCheckpoints(TrainerCallback):
+        def __init__(self) -> None:
+            self.last = time.monotonic()
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            now = time.monotonic()
+            if now - self.last >= seconds and state.global_step < state.max_steps:
+                control.should_save = True
+                self.last = now
+
+    return TimedCheckpoints()

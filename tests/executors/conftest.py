@@ -64,7 +64,7 @@ def apply_spec(workspace: Workspace, name: str = "tiny-alpaca") -> tuple[RunSpec
         workspace=str(root.resolve()),
         output_dir=str(directory.resolve()),
         lock=str(lock_path.resolve()),
-        save_every=0.1,
+        checkpoint_seconds=0.0,
         progress=str((directory / "progress.jsonl").resolve()),
     )
     return spec, directory

@@ -41,7 +41,7 @@ def workspace(
     write(root / "ftctl.yaml", json.dumps({"executors": executors}, indent=2) + "\n")
     write(root / ".gitignore", ".ftctl/\nregistry/\noutputs/\n")
     git(root, "init", "-q")
-    env = {**os.environ, "XDG_CONFIG_HOME": str(home)}
+    env = {**os.environ, "XDG_CONFIG_HOME": str(home), "FTCTL_CHECKPOINT_SECONDS": "0"}
     env.pop("FTCTL_SIGNING_KEY", None)
     ftctl(root, env, "keygen", "ci")
     env["FTCTL_SIGNING_KEY"] = str(home / "ftctl" / "keys" / "ci.key")
