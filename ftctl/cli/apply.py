@@ -187,21 +187,6 @@ def _fresh_steps(
 def _plan(
     workspace: Workspace, trust: Any, targets: tuple[str, ...], replace: tuple[str, ...]
 ) -> Plan:
-    from ftctl.cli.plan import _check_names
-    from ftctl.plan.inputs import gather
-    from ftctl.plan.planner import make_plan
+    from ftctl.plan.inputs import plan_workspace
 
-    inputs = gather(workspace, trust=trust)
-    _check_names((*targets, *replace), set(inputs.desired) | set(inputs.recorded))
-    plan = make_plan(
-        inputs.desired,
-        inputs.recorded,
-        details=inputs.details,
-        in_registry=inputs.in_registry,
-        replace=replace,
-        targets=targets,
-        trust_changes=[(c.change, c.file, c.keyid) for c in inputs.trust_changes],
-        trust=inputs.trust.source,
-    )
-    inputs.save_memo()
-    return plan
+    return plan_workspace(workspace, trust, targets=targets, replace=replace)

@@ -54,8 +54,7 @@ def plan(
 ) -> None:
     """Show which trainings must run, and why (offline, nothing is written but --out)."""
     with importing():
-        from ftctl.plan.inputs import gather
-        from ftctl.plan.planner import make_plan
+        from ftctl.plan.inputs import plan_workspace
         from ftctl.plan.saved import save_plan
         from ftctl.provenance.trust import trust_of
         from ftctl.render.plan import to_json
@@ -64,19 +63,9 @@ def plan(
     if as_json and as_markdown:
         raise UsageError("choose one of --json and --markdown")
     workspace = discover_existing(Path.cwd())
-    inputs = gather(workspace, trust=trust_of(workspace, trust_ref))
-    _check_names((*targets, *replace), set(inputs.desired) | set(inputs.recorded))
-    result = make_plan(
-        inputs.desired,
-        inputs.recorded,
-        details=inputs.details,
-        in_registry=inputs.in_registry,
-        replace=replace,
-        targets=targets,
-        trust_changes=[(c.change, c.file, c.keyid) for c in inputs.trust_changes],
-        trust=inputs.trust.source,
+    result = plan_workspace(
+        workspace, trust_of(workspace, trust_ref), targets=targets, replace=replace
     )
-    inputs.save_memo()
     if out is not None:
         from ftctl.cache.stat import StatCache
         from ftctl.plan.inputs import input_digests
@@ -96,14 +85,6 @@ def plan(
         info(f"saved the plan to {out}, with the digests of everything it was made from")
     if detailed_exitcode and result.has_changes:
         raise SystemExit(2)
-
-
-def _check_names(names: tuple[str, ...], known: set[str]) -> None:
-    for name in names:
-        if name not in known:
-            from ftctl.recipe.messages import did_you_mean
-
-            raise UsageError(f"no recipe named '{name}'", hint=did_you_mean(name, sorted(known)))
 
 
 def _show(result: Plan, *, as_json: bool, as_markdown: bool) -> None:

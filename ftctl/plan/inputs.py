@@ -21,7 +21,7 @@ from ftctl.cache.planmemo import PlanMemo, RecipeMemo, environment
 from ftctl.errors import FtctlError
 from ftctl.files import read_small
 from ftctl.lock.paths import lock_path, locks_dir
-from ftctl.plan.planner import Desired, Estimate, Reason, Recorded, Run
+from ftctl.plan.planner import Desired, Estimate, Plan, Reason, Recorded, Run
 from ftctl.provenance.records import Record, manifest_files, read_records
 from ftctl.provenance.trust import Trust, TrustChange, trust_changes, trust_of
 from ftctl.recipe.dag import find_cycle
@@ -365,3 +365,35 @@ def _accelerator(workspace: Workspace, block: object) -> str | None:
     executor = workspace.config.executors.get(getattr(block, "executor", "local"))
     value = getattr(executor, "accelerators", None)
     return str(value) if value is not None else None
+
+
+def plan_workspace(
+    workspace: Workspace,
+    trust: Trust,
+    *,
+    targets: tuple[str, ...] = (),
+    replace: tuple[str, ...] = (),
+) -> Plan:
+    """The plan of the workspace (plan and apply make it the same way); keeps the memo."""
+    from ftctl.errors import UsageError
+    from ftctl.plan.planner import make_plan
+
+    inputs = gather(workspace, trust=trust)
+    known = set(inputs.desired) | set(inputs.recorded)
+    for name in (*targets, *replace):
+        if name not in known:
+            from ftctl.recipe.messages import did_you_mean
+
+            raise UsageError(f"no recipe named '{name}'", hint=did_you_mean(name, sorted(known)))
+    plan = make_plan(
+        inputs.desired,
+        inputs.recorded,
+        details=inputs.details,
+        in_registry=inputs.in_registry,
+        replace=replace,
+        targets=targets,
+        trust_changes=[(c.change, c.file, c.keyid) for c in inputs.trust_changes],
+        trust=inputs.trust.source,
+    )
+    inputs.save_memo()
+    return plan
