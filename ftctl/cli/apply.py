@@ -13,7 +13,7 @@ from ftctl.errors import UsageError
 from ftctl.render.terminal import echo, info, use_styles, warn
 
 if TYPE_CHECKING:
-    from ftctl.apply.controller import Step
+    from ftctl.apply.controller import Step, Summary
     from ftctl.plan.planner import Plan
     from ftctl.workspace import Workspace
 
@@ -66,14 +66,11 @@ def apply(
     Exit codes: 0 done (or nothing to do), 1 anything failed, 130 interrupted.
     """
     with importing():
-        from ftctl.apply.actions import Context
-        from ftctl.apply.controller import apply_steps
-        from ftctl.apply.statelock import parse_duration, state_lock
-        from ftctl.executors.select import executor_for
-        from ftctl.launch import gpu_count, worker_env
+        from ftctl.apply.rundirs import runs_dir
+        from ftctl.apply.statelock import parse_duration
+        from ftctl.executors.local import LocalExecutor, Prestarted
         from ftctl.provenance.keys import keyid, signing_key_from_env
         from ftctl.provenance.trust import trust_of
-        from ftctl.render.apply import Progress, outcome_line, summary_line
         from ftctl.workspace import discover_existing
 
     if planfile is not None and (targets or replace):
@@ -83,8 +80,8 @@ def apply(
     timeout = parse_duration(lock_timeout)
     workspace = discover_existing(Path.cwd())
     trust = trust_of(workspace, trust_ref)
-    trusted = trust.keys()
     key = signing_key_from_env()
+    trusted = trust.keys()  # a method of Trust: the keyid -> key table
     if keyid(key.public_key()) not in trusted:
         raise UsageError(
             f"the signing key (FTCTL_SIGNING_KEY) is not one of the keys trusted from {trust.source}",
@@ -96,17 +93,58 @@ def apply(
             f"waiting up to {lock_timeout} for the state lock held by {holder.holder} (pid {holder.pid})"
         )
 
+    # The first local training's worker imports the training stack while apply plans.
+    prestarted = Prestarted(runs_dir(workspace.root))
+    local = LocalExecutor(prestarted)
+    try:
+        summary = _apply(workspace, trust, key, planfile, targets, replace, auto_approve,
+                         keep_going, timeout, waiting, local)  # fmt: skip
+    finally:
+        prestarted.close()
+    if summary is None:
+        return
+    _report(summary)
+
+
+def _apply(
+    workspace: Workspace,
+    trust: Any,
+    key: Any,
+    planfile: Path | None,
+    targets: tuple[str, ...],
+    replace: tuple[str, ...],
+    auto_approve: bool,
+    keep_going: bool,
+    timeout: float,
+    waiting: Any,
+    local: Any,
+) -> Summary | None:
+    from ftctl.apply.actions import Context
+    from ftctl.apply.controller import apply_steps
+    from ftctl.apply.statelock import state_lock
+    from ftctl.executors.select import executor_for
+    from ftctl.launch import gpu_count, worker_env
+    from ftctl.render.apply import Progress
+
+    trusted = trust.keys()
     with state_lock(workspace.root, "apply", timeout=timeout, on_wait=waiting, warn=warn):
         if planfile is not None:
             steps = _saved_steps(planfile, workspace, trust)
         else:
             steps = _fresh_steps(workspace, trust, targets, replace, auto_approve)
         if not steps:
-            return
-        ctx = Context(workspace, key, trusted, lambda name: executor_for(workspace, name), warn)
-        summary = apply_steps(
+            return None
+        ctx = Context(
+            workspace, key, trusted, lambda name: executor_for(workspace, name, local), warn
+        )
+        return apply_steps(
             ctx, steps, Progress(), keep_going=keep_going, gpus=gpu_count(worker_env())
         )
+
+
+def _report(summary: Summary) -> None:
+    from ftctl.render.apply import outcome_line, summary_line
+
     for outcome in summary.outcomes:
         if outcome.status == "skipped":
             info(outcome_line(outcome))

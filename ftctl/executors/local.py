@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -20,21 +21,76 @@ from pathlib import Path
 from ftctl.errors import INTERRUPTED
 from ftctl.executors.base import PROGRESS, SPEC, WORKER_LOG, Event
 from ftctl.files import write_atomic
-from ftctl.launch import gpu_count, worker_command, worker_env
+from ftctl.launch import SAFE_PYTHON, gpu_count, worker_command, worker_env
 from ftctl.runspec import RunSpec
 
 POLL_S = 0.2
 
 
+class Prestarted:
+    """A worker started before apply has planned: it imports the training stack (seconds)
+    meanwhile, then reads its spec on stdin. Unused, it is killed; never on more than one GPU
+    (accelerate launch starts its own processes from a spec file)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log: Path | None = None
+        env = worker_env()
+        if gpu_count(env) > 1:
+            return
+        folder.mkdir(parents=True, exist_ok=True)
+        self.log = folder / f".worker-{os.getpid()}.log"
+        with self.log.open("wb") as log:
+            self.proc = subprocess.Popen(
+                [*SAFE_PYTHON, "-m", "ftctl.worker", "-"],
+                stdin=subprocess.PIPE,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=folder,  # not the workspace: nothing there is importable (-P too)
+                preexec_fn=_die_with_parent,
+            )
+
+    def take(self) -> tuple[subprocess.Popen[bytes], Path] | None:
+        """The started worker and its log, once; None when there is none (or it died)."""
+        proc, log = self.proc, self.log
+        self.proc = None
+        if proc is None or log is None or proc.poll() is not None:
+            return None
+        return proc, log
+
+    def close(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+        if self.log is not None:
+            self.log.unlink(missing_ok=True)
+
+
 class LocalExecutor:
     name = "local"
+
+    def __init__(self, prestarted: Prestarted | None = None) -> None:
+        self.prestarted = prestarted
 
     def run(self, spec: RunSpec, run_dir: Path, on_event: Callable[[Event], None]) -> int:
         spec_path = run_dir / SPEC
         write_atomic(spec_path, spec.model_dump_json(indent=2) + "\n")
+        progress = Path(spec.progress) if spec.progress else run_dir / PROGRESS
+        started = self.prestarted.take() if self.prestarted is not None else None
+        if started is not None:
+            proc, early_log = started
+            os.replace(early_log, run_dir / WORKER_LOG)  # its output so far, and from now on
+            assert proc.stdin is not None
+            try:
+                proc.stdin.write(spec.model_dump_json().encode())
+                proc.stdin.close()
+            except BrokenPipeError:
+                pass  # it stopped already; its exit code says why
+            return _follow(proc, progress, on_event)
         env = worker_env()
         command = worker_command(spec_path, gpu_count(env))
-        progress = Path(spec.progress) if spec.progress else run_dir / PROGRESS
         with (run_dir / WORKER_LOG).open("ab") as log:
             proc = subprocess.Popen(
                 command,

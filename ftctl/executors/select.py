@@ -7,13 +7,14 @@ from ftctl.executors.base import Executor
 from ftctl.workspace import Workspace
 
 
-def executor_for(workspace: Workspace, name: str) -> Executor:
-    """``local`` always exists; the others are configured in ftctl.yaml's ``executors``."""
+def executor_for(workspace: Workspace, name: str, local: Executor | None = None) -> Executor:
+    """``local`` always exists (``local``: the one to use, e.g. with a started worker); the
+    others are configured in ftctl.yaml's ``executors``."""
     config = workspace.config.executors.get(name)
     if name == "local" or (config is not None and config.type == "local"):
         from ftctl.executors.local import LocalExecutor
 
-        return LocalExecutor()
+        return local or LocalExecutor()
     if config is None:
         raise FtctlError(
             f"executor {name!r} is not configured",
