@@ -154,7 +154,7 @@ def _refuse_values(run: _Pass, data: dict[str, Any]) -> None:
     if isinstance(plugins, list):
         kept = []
         for i, name in enumerate(plugins):
-            if name in KNOWN_PLUGINS or not isinstance(name, str):
+            if not isinstance(name, str) or name in KNOWN_PLUGINS:
                 kept.append(name)
             elif name in PLUGINS:
                 run.refuse(
