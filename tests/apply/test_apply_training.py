@@ -6,9 +6,6 @@ resumed adapter is bitwise identical to an uninterrupted run's.
 
 from __future__ import annotations
 
-import hashlib
-import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -18,59 +15,17 @@ from pathlib import Path
 import pytest
 
 from ftctl.apply.rundirs import newest_checkpoint, runs_dir
-from tests.conftest import REPO, git, write
+from tests.trainws import ONE_EPOCH, ftctl, make_workspace, registry_digests
 
 pytest.importorskip("torch", reason="training needs the train extra")
 
-RECIPE = (
-    (REPO / "recipes" / "tiny-alpaca.yaml").read_text().replace("num_epochs: 2", "num_epochs: 1")
-)
-
-
-def make_workspace(root: Path, home: Path) -> dict[str, str]:
-    shutil.copytree(REPO / "models" / "tiny-llama", root / "models" / "tiny-llama")
-    subprocess.run([sys.executable, "-m", "dvc", "pull", "-q"], cwd=REPO, check=True, timeout=300)
-    write(root / "data" / "alpaca-tiny.jsonl", (REPO / "data" / "alpaca-tiny.jsonl").read_text())
-    write(root / "recipes" / "tiny-alpaca.yaml", RECIPE)
-    write(root / ".gitignore", ".ftctl/\nregistry/\noutputs/\n")
-    git(root, "init", "-q")
-    env = {**os.environ, "XDG_CONFIG_HOME": str(home)}
-    env.pop("FTCTL_SIGNING_KEY", None)
-    ftctl(root, env, "keygen", "ci")
-    env["FTCTL_SIGNING_KEY"] = str(home / "ftctl" / "keys" / "ci.key")
-    ftctl(root, env, "lock")
-    git(root, "add", "-A")
-    git(root, "commit", "-qm", "recipes")
-    return env
-
-
-def ftctl(root: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        [sys.executable, "-m", "ftctl", *args],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert "Traceback" not in proc.stderr
-    return proc
-
-
-def registry_digests(root: Path) -> dict[str, str]:
-    [artifact] = (root / "registry" / "tiny-alpaca").iterdir()
-    return {
-        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in artifact.iterdir()
-        if p.is_file() and p.name != "README.md"
-    }
+RECIPE = ONE_EPOCH
 
 
 @pytest.mark.slow
 def test_killed_during_training_resumes_bitwise(tmp_path: Path) -> None:
     plain = tmp_path / "plain"
-    env = make_workspace(plain, tmp_path / "home")
+    env = make_workspace(plain, tmp_path / "home", RECIPE)
     first = ftctl(plain, env, "apply", "--auto-approve")
     assert "tiny-alpaca: step 1/12  loss" in first.stderr  # one line per logged step
     assert "ETA" in first.stderr and "tok/s" in first.stderr
@@ -82,7 +37,7 @@ def test_killed_during_training_resumes_bitwise(tmp_path: Path) -> None:
     assert "No changes" in again.stderr and again.stdout == ""
 
     killed = tmp_path / "killed"
-    env2 = make_workspace(killed, tmp_path / "home2")
+    env2 = make_workspace(killed, tmp_path / "home2", RECIPE)
     # A checkpoint at every step here (none in the plain run, which is short): checkpoints
     # change nothing that is trained, so the two adapters must still be the same bytes.
     env2["FTCTL_CHECKPOINT_SECONDS"] = "0"

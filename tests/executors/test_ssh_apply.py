@@ -9,7 +9,6 @@ fingerprint, and nothing it does changes what is trained.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -23,55 +22,21 @@ from pathlib import Path
 import pytest
 
 from ftctl.lock.lockfile import load_lock
-from tests.conftest import REPO, git, write
 from tests.executors.sshd import Sshd
 from tests.executors.test_ssh import cut_connections
+from tests.trainws import TINY_RECIPE, ftctl, make_workspace, registry_digests
 
 pytest.importorskip("torch", reason="training needs the train extra")
 
-RECIPE = (REPO / "recipes" / "tiny-alpaca.yaml").read_text()  # 24 steps, a checkpoint every 2-3
+RECIPE = TINY_RECIPE  # 24 steps, a checkpoint every 2-3
 
 
 def workspace(
     root: Path, home: Path, executors: dict[str, object], executor: str
 ) -> dict[str, str]:
-    shutil.copytree(REPO / "models" / "tiny-llama", root / "models" / "tiny-llama")
-    write(root / "data" / "alpaca-tiny.jsonl", (REPO / "data" / "alpaca-tiny.jsonl").read_text())
-    write(root / "recipes" / "tiny-alpaca.yaml", RECIPE + f"  executor: {executor}\n")
-    write(root / "ftctl.yaml", json.dumps({"executors": executors}, indent=2) + "\n")
-    write(root / ".gitignore", ".ftctl/\nregistry/\noutputs/\n")
-    git(root, "init", "-q")
-    env = {**os.environ, "XDG_CONFIG_HOME": str(home), "FTCTL_CHECKPOINT_SECONDS": "0"}
-    env.pop("FTCTL_SIGNING_KEY", None)
-    ftctl(root, env, "keygen", "ci")
-    env["FTCTL_SIGNING_KEY"] = str(home / "ftctl" / "keys" / "ci.key")
-    ftctl(root, env, "lock")
-    git(root, "add", "-A")
-    git(root, "commit", "-qm", "recipes")
-    return env
-
-
-def ftctl(root: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        [sys.executable, "-m", "ftctl", *args],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert "Traceback" not in proc.stderr
-    return proc
-
-
-def registry_digests(root: Path) -> dict[str, str]:
-    [artifact] = (root / "registry" / "tiny-alpaca").iterdir()
-    return {
-        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in artifact.iterdir()
-        if p.is_file() and p.name != "README.md"
-    }
+    recipe = RECIPE + f"  executor: {executor}\n"
+    env = {"FTCTL_CHECKPOINT_SECONDS": "0"}
+    return make_workspace(root, home, recipe, executors=executors, env=env)
 
 
 def fingerprint(root: Path) -> str:

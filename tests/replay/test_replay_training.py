@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.apply.test_apply_training import ftctl, make_workspace
+from tests.trainws import ONE_EPOCH, ftctl, make_workspace
 
 pytest.importorskip("torch", reason="training needs the train extra")
 
@@ -17,7 +17,7 @@ def test_apply_bundle_replay_is_bitwise(tmp_path: Path) -> None:
     from ftctl.replay.record import verify_record
 
     root = tmp_path / "ws"
-    env = make_workspace(root, tmp_path / "home")
+    env = make_workspace(root, tmp_path / "home", ONE_EPOCH)
     ftctl(root, env, "apply", "--auto-approve")
     bundle = tmp_path / "tiny.tar"
     made = ftctl(root, env, "bundle", "tiny-alpaca", "-o", str(bundle))
